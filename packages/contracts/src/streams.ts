@@ -1,0 +1,46 @@
+/** Pipeline stages that can dead-letter; each has its subject `qbo.dlq.<stage>`. */
+export type DlqStage = "ingress" | "ordering" | "processor";
+
+export const Subjects = {
+  webhooks: "qbo.webhooks",
+  dlq: (stage: DlqStage) => `qbo.dlq.${stage}`,
+} as const;
+
+/** What a stream must be, independent of the NATS client; `packages/messaging` turns it into a stream config. */
+export interface StreamSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly subjects: readonly string[];
+  /** 0 keeps messages until removed by hand. */
+  readonly maxAgeMs: number;
+  /** JetStream stores a message whose `Nats-Msg-Id` it saw within this window only once. */
+  readonly duplicateWindowMs: number;
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export const Streams = {
+  /**
+   * Raw notifications as received. The duplicate window covers QuickBooks redelivering a
+   * notification we stored but could not confirm in time (answered 503): the legacy ladder retries
+   * until +100 min and the current one reaches its 2 h step at ~2.4 h, so 3 h catches those; later
+   * repeats are caught per event by ordering. A longer window costs server memory per message.
+   */
+  webhooks: {
+    name: "QBO_WEBHOOKS",
+    description: "QuickBooks webhook notifications, raw bodies as received",
+    subjects: [Subjects.webhooks],
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 3 * HOUR,
+  },
+  /** Dead letters and quarantined notifications stay until an operator replays or purges them. */
+  dlq: {
+    name: "QBO_DLQ",
+    description: "Dead letters and quarantined notifications, with the reason in a header",
+    subjects: ["qbo.dlq.>"],
+    maxAgeMs: 0,
+    duplicateWindowMs: 3 * HOUR,
+  },
+} as const satisfies Record<string, StreamSpec>;

@@ -1,0 +1,86 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { errors, headers as natsHeaders } from "@nats-io/transport-node";
+import { injectTraceContext } from "@qbo-webhooks/observability";
+import type { NatsClient } from "./nats-client.js";
+
+export type PublishErrorCode =
+  /** No PubAck within the deadline: the message may or may not be stored; publish again with the same id. */
+  | "PUBLISH_TIMEOUT"
+  /** Not connected, draining, or no JetStream answering: nothing was stored. */
+  | "NATS_UNAVAILABLE"
+  /** The server refused the message (too large, stream sealed, ...): retrying will not help. */
+  | "PUBLISH_REJECTED";
+
+export class PublishError extends Error {
+  override name = "PublishError";
+  constructor(
+    readonly code: PublishErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface PublishOptions {
+  /** The dedupe key: the stream stores one message per id within its duplicate window. */
+  readonly msgId: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** How long to wait for the PubAck. */
+  readonly timeoutMs: number;
+}
+
+export interface Stored {
+  readonly stream: string;
+  readonly seq: number;
+  /** The stream already held a message with this id: nothing new was stored. */
+  readonly duplicate: boolean;
+}
+
+/**
+ * Publishes to JetStream and resolves only once the stream has acknowledged storing the message,
+ * with the current trace context in its headers.
+ *
+ * @throws {PublishError} PUBLISH_TIMEOUT, NATS_UNAVAILABLE or PUBLISH_REJECTED, as documented on each code.
+ */
+export async function publishDurable(
+  client: NatsClient,
+  subject: string,
+  payload: Uint8Array,
+  options: PublishOptions,
+): Promise<Stored> {
+  if (!client.connected) throw new PublishError("NATS_UNAVAILABLE", "not connected to NATS");
+  const hdrs = natsHeaders();
+  for (const [key, value] of Object.entries(options.headers ?? {})) hdrs.set(key, value);
+  injectTraceContext(hdrs);
+  try {
+    const ack = await client.js.publish(subject, payload, {
+      msgID: options.msgId,
+      headers: hdrs,
+      timeout: options.timeoutMs,
+    });
+    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+  } catch (err) {
+    throw toPublishError(err, options.timeoutMs);
+  }
+}
+
+function toPublishError(err: unknown, timeoutMs: number): PublishError {
+  if (err instanceof errors.TimeoutError) {
+    return new PublishError("PUBLISH_TIMEOUT", `no PubAck within ${timeoutMs} ms`, { cause: err });
+  }
+  if (
+    // No stream answers on the subject (the jetstream package does not export this class).
+    (err instanceof Error && err.name === "JetStreamNotEnabled") ||
+    err instanceof errors.ClosedConnectionError ||
+    err instanceof errors.DrainingConnectionError ||
+    err instanceof errors.ConnectionError ||
+    err instanceof errors.RequestError
+  ) {
+    return new PublishError("NATS_UNAVAILABLE", `NATS unavailable: ${(err as Error).message}`, { cause: err });
+  }
+  if (err instanceof JetStreamApiError || err instanceof errors.InvalidArgumentError) {
+    return new PublishError("PUBLISH_REJECTED", `JetStream refused the message: ${err.message}`, { cause: err });
+  }
+  return new PublishError("NATS_UNAVAILABLE", `publish failed: ${String(err)}`, { cause: err });
+}

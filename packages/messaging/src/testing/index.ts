@@ -1,0 +1,2 @@
+export type { NatsServerOptions } from "./nats-server-process.js";
+export { findNatsServerBinary, freePort, NatsServerProcess } from "./nats-server-process.js";

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Makes a fresh clone runnable, and is quick when it already is: dependencies, nats-server, build.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export TURBO_TELEMETRY_DISABLED=1
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+bash scripts/ensure-nats-server.sh
+npx turbo run build --output-logs=errors-only

@@ -1,0 +1,94 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { handleOpsRequest, type Logger, type OpsEndpoints } from "@qbo-webhooks/observability";
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { AckOutcome, IngressMetrics } from "./ingress-metrics.js";
+import { answer, createWebhookHandler, type WebhookHandlerDeps, type WebhookLocals } from "./webhook-handler.js";
+
+export const WEBHOOK_PATH = "/webhooks/quickbooks";
+
+export interface AppDeps extends WebhookHandlerDeps {
+  readonly maxBodyBytes: number;
+  readonly ops: OpsEndpoints;
+  readonly metrics: IngressMetrics;
+  readonly logger: Logger;
+  /** True once shutdown began: answer in-flight requests, refuse new ones. */
+  readonly isClosing: () => boolean;
+}
+
+/** The ingress HTTP app: the webhook route plus `/healthz`, `/readyz` and `/metrics`. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("trust proxy", true);
+
+  app.use((req, res, next) => {
+    // Keep-alive connections would otherwise keep a closing server open for ever.
+    if (deps.isClosing()) res.setHeader("connection", "close");
+    if (!handleOpsRequest(deps.ops, req, res)) next();
+  });
+  app.post(
+    WEBHOOK_PATH,
+    observeWebhookRequest(deps),
+    (_req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
+      if (!deps.isClosing()) return next();
+      // Not stored, so not 200: QuickBooks retries, reaching a replica that is not stopping.
+      answer(res, 503, "shutting_down", { error: "shutting down, retry later" });
+    },
+    // The raw bytes, whatever the Content-Type: the signature covers exactly what was sent, so no
+    // JSON parser may touch the body before it is verified.
+    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
+    createWebhookHandler(deps),
+  );
+  app.use((err: unknown, req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = httpStatusOf(err);
+    if (status === 413) {
+      deps.logger.warn({ limit: deps.maxBodyBytes, length: req.get("content-length") }, "webhook body too large");
+      answer(res, 413, "too_large", { error: `body exceeds ${deps.maxBodyBytes} bytes` });
+    } else if (status !== undefined && status >= 400 && status < 500) {
+      deps.logger.warn({ err }, "malformed webhook request");
+      answer(res, 400, "bad_request", { error: (err as Error).message });
+    } else {
+      deps.logger.error({ err }, "webhook request failed");
+      answer(res, 503, "nats_unavailable", { error: "temporarily unavailable, retry later" });
+    }
+  });
+  return app;
+}
+
+/** Starts the request's span and records its metrics once the answer is sent. */
+function observeWebhookRequest(deps: AppDeps) {
+  return (req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = trace
+      .getTracer("ingress")
+      .startSpan(
+        `POST ${WEBHOOK_PATH}`,
+        { kind: SpanKind.SERVER, attributes: { "http.request.method": "POST" } },
+        parent,
+      );
+    res.locals.span = span;
+    res.once("close", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const reason = res.locals.reason ?? "bad_request";
+      deps.metrics.ackDuration.observe({ outcome: outcomeOf(res.statusCode) }, seconds);
+      deps.metrics.requests.inc({ code: String(res.statusCode), reason });
+      span.setAttributes({ "http.response.status_code": res.statusCode, "qbo.webhook.reason": reason });
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
+      span.end();
+    });
+    next();
+  };
+}
+
+function outcomeOf(status: number): AckOutcome {
+  if (status < 300) return "accepted";
+  return status < 500 ? "rejected" : "failed";
+}
+
+function httpStatusOf(err: unknown): number | undefined {
+  if (typeof err === "object" && err !== null && "status" in err && typeof err.status === "number") return err.status;
+  return undefined;
+}

@@ -1,0 +1,95 @@
+import { once } from "node:events";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Streams } from "@qbo-webhooks/contracts";
+import { ensureStream, NatsClient } from "@qbo-webhooks/messaging";
+import { createMetricsRegistry, type Logger } from "@qbo-webhooks/observability";
+import type { Registry } from "prom-client";
+import { createApp } from "./app.js";
+import type { IngressConfig } from "./config.js";
+import { createIngressMetrics } from "./ingress-metrics.js";
+
+export interface IngressService {
+  /** The port the HTTP server listens on (useful with `httpPort: 0`). */
+  readonly port: number;
+  readonly registry: Registry;
+  /** Resolves once NATS is connected and the streams are declared. */
+  readonly ready: Promise<void>;
+  isReady(): boolean;
+  /** Stops intake, lets in-flight requests finish, then drains NATS. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the ingress: the HTTP server first (so liveness holds and webhooks get a clean 503 while
+ * NATS is unreachable), then NATS and the streams in the background.
+ */
+export async function startIngress(config: IngressConfig, logger: Logger): Promise<IngressService> {
+  const registry = createMetricsRegistry("ingress");
+  const metrics = createIngressMetrics(registry);
+  let nats: NatsClient | undefined;
+  let streamsReady = false;
+  let closing = false;
+  const isReady = () => !closing && streamsReady && nats?.connected === true;
+
+  const app = createApp({
+    verifierTokens: config.verifierTokens,
+    publishTimeoutMs: config.publishTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes,
+    nats: () => (streamsReady ? nats : undefined),
+    metrics,
+    logger,
+    ops: { registry, isReady },
+    isClosing: () => closing,
+  });
+  const server: Server = app.listen(config.httpPort);
+  // QuickBooks must have its answer within 3 s; a client this slow to send a body is not QuickBooks.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  // Longer than common load balancers' idle timeout (60 s), so they close first and never reuse a dead socket.
+  server.keepAliveTimeout = 65_000;
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, verifierTokens: config.verifierTokens.length }, "ingress listening");
+
+  const declareStreams = async (client: NatsClient) => {
+    const placement = { replicas: config.streamReplicas };
+    await ensureStream(client.jsm, Streams.webhooks, placement);
+    await ensureStream(client.jsm, Streams.dlq, placement);
+  };
+
+  const ready = (async () => {
+    const client = await NatsClient.connect({ servers: config.natsServers, name: "qbo-webhooks-ingress", logger });
+    nats = client;
+    if (client.maxPayload < config.maxBodyBytes) {
+      logger.error(
+        { maxPayload: client.maxPayload, maxBodyBytes: config.maxBodyBytes },
+        "nats-server max_payload is below MAX_BODY_BYTES: large notifications will be answered 503; raise max_payload",
+      );
+    }
+    // A server restarted with an empty store has lost the streams; declare them again before accepting work.
+    client.onReconnect(() => declareStreams(client));
+    await declareStreams(client);
+    streamsReady = true;
+    logger.info("ingress ready");
+  })();
+  ready.catch((err: unknown) => logger.fatal({ err }, "ingress could not reach NATS"));
+
+  return {
+    port,
+    registry,
+    ready,
+    isReady,
+    close: async () => {
+      closing = true;
+      const closed = once(server, "close");
+      server.close();
+      // Connections that finish their request after close() stay open as keep-alive until swept.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      server.closeIdleConnections();
+      await closed;
+      clearInterval(sweep);
+      await nats?.drain();
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import { createHash } from "node:crypto";
+import { context, type Span, trace } from "@opentelemetry/api";
+import { Headers, isSignedByIntuit, recognizeNotification, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { type NatsClient, PublishError, publishDurable } from "@qbo-webhooks/messaging";
+import type { Logger } from "@qbo-webhooks/observability";
+import type { Request, Response } from "express";
+import type { IngressMetrics, WebhookReason } from "./ingress-metrics.js";
+
+export interface WebhookHandlerDeps {
+  readonly verifierTokens: readonly string[];
+  readonly publishTimeoutMs: number;
+  /** The NATS client once connected and its streams declared; undefined before. */
+  readonly nats: () => NatsClient | undefined;
+  readonly metrics: IngressMetrics;
+  readonly logger: Logger;
+}
+
+/** Per-response state shared by the request middleware, the handler and the error handler. */
+export interface WebhookLocals {
+  reason?: WebhookReason;
+  span?: Span;
+}
+
+/**
+ * `POST /webhooks/quickbooks`: verify, store durably, then answer. 200 means stored (or nothing to
+ * store); 503 asks QuickBooks to retry. Nothing slow happens here: no parsing beyond recognition,
+ * no API calls.
+ */
+export function createWebhookHandler(deps: WebhookHandlerDeps) {
+  return async (req: Request, res: Response<unknown, WebhookLocals>): Promise<void> => {
+    const span = res.locals.span;
+    const run = () => handle(deps, req, res);
+    await (span ? context.with(trace.setSpan(context.active(), span), run) : run());
+  };
+}
+
+async function handle(deps: WebhookHandlerDeps, req: Request, res: Response<unknown, WebhookLocals>): Promise<void> {
+  const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  const signature = req.get("intuit-signature");
+  if (!isSignedByIntuit(body, signature, deps.verifierTokens)) {
+    const reason = signature ? "bad_signature" : "missing_signature";
+    deps.logger.warn({ reason, bytes: body.length, ip: req.ip }, "webhook rejected: signature does not verify");
+    answer(res, 401, reason, { error: "intuit-signature missing or does not match any verifier token" });
+    return;
+  }
+  deps.metrics.lastReceived.setToCurrentTime();
+
+  const recognition = recognizeNotification(body);
+  if (recognition.kind === "empty") {
+    answer(res, 200, "no_events", { status: "no_events" });
+    return;
+  }
+
+  const nats = deps.nats();
+  if (!nats) {
+    deps.logger.error("webhook not stored: NATS not connected yet; answering 503 so QuickBooks retries");
+    answer(res, 503, "nats_unavailable", { error: "storage unavailable, retry later" });
+    return;
+  }
+
+  const receivedAt = new Date().toISOString();
+  const msgId = createHash("sha256").update(body).digest("hex");
+  const intuitTid = req.get("intuit-t-id");
+  const common = { [Headers.receivedAt]: receivedAt, ...(intuitTid ? { [Headers.intuitTid]: intuitTid } : {}) };
+  res.locals.span?.setAttributes({ "qbo.webhook.msg_id": msgId, "qbo.webhook.bytes": body.length });
+
+  try {
+    if (recognition.kind === "unrecognized") {
+      await publishDurable(nats, Subjects.dlq("ingress"), body, {
+        msgId,
+        timeoutMs: deps.publishTimeoutMs,
+        headers: { ...common, [Headers.dlqStage]: "ingress", [Headers.dlqReason]: oneLine(recognition.reason) },
+      });
+      deps.logger.warn(
+        { msgId, reason: recognition.reason, contentType: req.get("content-type") },
+        "signed webhook not understood: quarantined in QBO_DLQ",
+      );
+      answer(res, 200, "quarantined", { status: "quarantined" });
+      return;
+    }
+
+    const stored = await publishDurable(nats, Subjects.webhooks, body, {
+      msgId,
+      timeoutMs: deps.publishTimeoutMs,
+      headers: { ...common, [Headers.payloadForm]: recognition.form },
+    });
+    res.locals.span?.setAttributes({
+      "qbo.webhook.form": recognition.form,
+      "qbo.webhook.event_count": recognition.eventCount,
+      "messaging.message.id": msgId,
+    });
+    if (stored.stream !== Streams.webhooks.name) {
+      // A stream owning `qbo.webhooks` under another name would still be durable, but means a misconfiguration.
+      deps.logger.warn({ stream: stored.stream }, "notification stored in an unexpected stream");
+    }
+    deps.logger.debug({ msgId, seq: stored.seq, duplicate: stored.duplicate }, "notification stored");
+    answer(res, 200, stored.duplicate ? "duplicate" : "stored", { status: stored.duplicate ? "duplicate" : "stored" });
+  } catch (err) {
+    if (!(err instanceof PublishError)) throw err;
+    const reason = PUBLISH_FAILURE_REASONS[err.code];
+    deps.logger.error({ err, msgId, code: err.code }, "webhook not stored: answering 503 so QuickBooks retries");
+    answer(res, 503, reason, { error: "storage unavailable, retry later" });
+  }
+}
+
+const PUBLISH_FAILURE_REASONS = {
+  NATS_UNAVAILABLE: "nats_unavailable",
+  PUBLISH_TIMEOUT: "publish_timeout",
+  PUBLISH_REJECTED: "publish_rejected",
+} as const satisfies Record<PublishError["code"], WebhookReason>;
+
+/** Sends the answer and records why; the request middleware turns `reason` into metrics and the span. */
+export function answer(res: Response<unknown, WebhookLocals>, status: number, reason: WebhookReason, body: object) {
+  res.locals.reason = reason;
+  res.status(status).json(body);
+}
+
+// Header values are single lines; reasons come from validation messages of arbitrary length.
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, " ").slice(0, 1024);
+}
