@@ -1,7 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { sharedConfig } from "../../vitest.shared.js";
 
-// Integration tests start real nats-server processes; give them time, and run files one at a time
-// on this 2-core budget so timing-sensitive assertions (3 s deadlines) stay meaningful.
-export default defineConfig({
-  test: { testTimeout: 30_000, hookTimeout: 30_000, fileParallelism: false },
-});
+export default sharedConfig({ integration: true });

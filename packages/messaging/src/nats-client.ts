@@ -40,6 +40,9 @@ export class NatsClient {
       // Notice a dead server within seconds rather than the default two minutes.
       pingInterval: 5_000,
       maxPingOut: 2,
+      // Capturing a stack trace for every request costs ~8% of the ingress's CPU at load; our
+      // errors are typed and logged where they happen, so the extra async frames are not needed.
+      noAsyncTraces: true,
     });
     const jsm = await jetstreamManager(nc, { checkAPI: false });
     options.logger.info({ server: nc.getServer() }, "connected to NATS");

@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): express.Express {
       answer(res, 400, "bad_request", { error: (err as Error).message });
     } else {
       deps.logger.error({ err }, "webhook request failed");
-      answer(res, 503, "nats_unavailable", { error: "temporarily unavailable, retry later" });
+      answer(res, 503, "internal_error", { error: "temporarily unavailable, retry later" });
     }
   });
   return app;
@@ -72,11 +72,13 @@ function observeWebhookRequest(deps: AppDeps) {
     res.locals.span = span;
     res.once("close", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const reason = res.locals.reason ?? "bad_request";
-      deps.metrics.ackDuration.observe({ outcome: outcomeOf(res.statusCode) }, seconds);
-      deps.metrics.requests.inc({ code: String(res.statusCode), reason });
-      span.setAttributes({ "http.response.status_code": res.statusCode, "qbo.webhook.reason": reason });
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
+      // 499, as nginx logs it: the client left before any answer was sent.
+      const status = res.headersSent ? res.statusCode : 499;
+      const reason = res.locals.reason ?? (res.headersSent ? "internal_error" : "client_closed");
+      deps.metrics.ackDuration.observe({ outcome: outcomeOf(status) }, seconds);
+      deps.metrics.requests.inc({ code: String(status), reason });
+      span.setAttributes({ "http.response.status_code": status, "qbo.webhook.reason": reason });
+      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
       span.end();
     });
     next();

@@ -13,7 +13,10 @@ export type WebhookReason =
   | "nats_unavailable"
   | "publish_timeout"
   | "publish_rejected"
-  | "shutting_down";
+  | "shutting_down"
+  | "internal_error"
+  /** The client hung up before it got an answer. */
+  | "client_closed";
 
 /** Coarse result for the latency histogram: what QuickBooks saw. */
 export type AckOutcome = "accepted" | "rejected" | "failed";

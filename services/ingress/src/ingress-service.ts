@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import { Streams } from "@qbo-webhooks/contracts";
 import { ensureStream, NatsClient } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, type Logger } from "@qbo-webhooks/observability";
@@ -69,9 +70,18 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     }
     // A server restarted with an empty store has lost the streams; declare them again before accepting work.
     client.onReconnect(() => declareStreams(client));
-    await declareStreams(client);
-    streamsReady = true;
-    logger.info("ingress ready");
+    // JetStream may still be electing stream leaders while a cluster starts: keep trying, unready meanwhile.
+    for (let attempt = 1; !closing; attempt++) {
+      try {
+        await declareStreams(client);
+        streamsReady = true;
+        logger.info("ingress ready");
+        return;
+      } catch (err) {
+        logger.error({ err, attempt }, "cannot declare streams yet; retrying");
+        await delay(Math.min(5_000, 250 * 2 ** attempt));
+      }
+    }
   })();
   ready.catch((err: unknown) => logger.fatal({ err }, "ingress could not reach NATS"));
 

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { StoredMsg } from "@nats-io/jetstream";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { Streams, Subjects, signIntuitPayload } from "@qbo-webhooks/contracts";
@@ -261,5 +263,17 @@ describe("ingress webhook endpoint", () => {
     expect((await post(body)).status).toBe(200);
     const stored = await messages(Streams.webhooks.name);
     expect(stored.map((msg) => Buffer.from(msg.data).toString())).toContain(body);
+  });
+
+  it("webhook - declares the streams again when NATS comes back with an empty store", async () => {
+    await server.kill();
+    await rm(join(server.dir, "jetstream"), { recursive: true, force: true });
+    await server.restart();
+    await expect.poll(async () => (await fetch(`${base}/readyz`)).status, { timeout: 15_000 }).toBe(200);
+    const body = sampleCloudEventBody(1);
+    expect((await post(body)).status).toBe(200);
+    const [stored] = await messages(Streams.webhooks.name);
+    expect(Buffer.from(stored?.data ?? []).toString()).toBe(body);
+    expect((await reader.jsm.streams.info(Streams.dlq.name)).config.name).toBe("QBO_DLQ");
   });
 });

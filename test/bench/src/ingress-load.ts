@@ -1,0 +1,178 @@
+// Load and latency of the ingress over loopback, from this process against an ingress process, on
+// a real nats-server with file storage; run once with the default fsync and once with
+// `sync_interval: always`. Baselines: the raw JetStream client publishing the same payloads at the
+// same concurrency, and the bare HTTP frameworks doing no work. Bounded: every phase stops by
+// itself after PHASE_SECONDS.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { signIntuitPayload } from "@qbo-webhooks/contracts";
+import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
+import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { printTable, type Row, writeResults } from "./bench-report.js";
+import { closedLoop, createPool, type LoadResult, openLoop, type Request } from "./http-load.js";
+
+const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 10);
+const CONCURRENCY = 64;
+const FIXED_RATE = 1000;
+const WARMUP_RATE = FIXED_RATE;
+const WARMUP_SECONDS = 5;
+const TOKEN = "bench-verifier-token";
+const INGRESS_MAIN = fileURLToPath(import.meta.resolve("@qbo-webhooks/ingress"));
+const CEILING_SERVER = fileURLToPath(new URL("./framework-ceiling-server.js", import.meta.url));
+
+interface Payload {
+  readonly body: string;
+  readonly signature: string;
+}
+
+// Distinct bodies, or the stream's dedupe would turn most requests into cheap duplicates. Made
+// before the runs so that the load generator spends its CPU on sending, not on JSON and HMAC.
+const PAYLOAD_POOL = 60_000;
+const payloads: Payload[] = Array.from({ length: PAYLOAD_POOL }, (_, i) => {
+  const body = sampleCloudEventBody(3, { realmId: String(1_000_000 + (i % 500)) });
+  return { body, signature: signIntuitPayload(body, TOKEN) };
+});
+let counter = 0;
+function nextPayload(): Payload {
+  const payload = payloads[counter % PAYLOAD_POOL] as Payload;
+  counter++;
+  return payload;
+}
+
+function webhookRequest(): Request {
+  const { body, signature } = nextPayload();
+  return {
+    path: "/webhooks/quickbooks",
+    headers: { "content-type": "application/json", "intuit-signature": signature },
+    body,
+  };
+}
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly url: string;
+}
+
+/** Starts a server process on a free port and waits until `isUp` answers true. */
+async function startServer(args: string[], env: Record<string, string>, isUp: (url: string) => Promise<boolean>) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...args, String(port)], {
+    env: { PATH: process.env.PATH ?? "", HTTP_PORT: String(port), ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const server: Server = { child, url: `http://127.0.0.1:${port}` };
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (await isUp(server.url).catch(() => false)) return server;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${args.join(" ")} did not come up within 10 s`);
+}
+
+async function stopServer(server: Server): Promise<void> {
+  const exited = once(server.child, "exit");
+  server.child.kill("SIGTERM");
+  await exited;
+}
+
+function row(result: LoadResult): Row {
+  const ms = (percentile: number) => result.latency.percentile(percentile) / 1e6;
+  return {
+    "req/s": result.sent / result.seconds,
+    "p50 ms": ms(50),
+    "p99 ms": ms(99),
+    "max ms": result.latency.max / 1e6,
+    "over 3 s": result.over3s,
+    "non-200": result.non200,
+    errors: result.errors,
+    total: result.sent,
+  };
+}
+
+async function drive(url: string, rate: number | undefined, seconds = PHASE_SECONDS): Promise<Row> {
+  const pool = createPool(url, CONCURRENCY);
+  try {
+    const result = rate
+      ? await openLoop(pool, rate, seconds, webhookRequest)
+      : await closedLoop(pool, CONCURRENCY, seconds, webhookRequest);
+    return row(result);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function rawPublishBaseline(natsUrl: string): Promise<Row> {
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  const js = jetstream(nc);
+  const latencies: number[] = [];
+  const deadline = performance.now() + PHASE_SECONDS * 1000;
+  const encoder = new TextEncoder();
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const { body } = nextPayload();
+      const msgID = `baseline-${counter}`;
+      const started = performance.now();
+      await js.publish("qbo.webhooks", encoder.encode(body), { msgID, timeout: 3000 });
+      latencies.push(performance.now() - started);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await nc.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return {
+    "req/s": latencies.length / PHASE_SECONDS,
+    "p50 ms": at(0.5),
+    "p99 ms": at(0.99),
+    "max ms": at(1),
+    "over 3 s": latencies.filter((ms) => ms > 3000).length,
+    "non-200": 0,
+    errors: 0,
+    total: latencies.length,
+  };
+}
+
+const rows: Row[] = [];
+for (const syncAlways of [false, true]) {
+  const fsync = syncAlways ? "always" : "default (2 min)";
+  const nats = await NatsServerProcess.start({ syncAlways });
+  const ingress = await startServer(
+    [INGRESS_MAIN],
+    { NATS_URL: nats.url, QBO_VERIFIER_TOKENS: TOKEN, LOG_LEVEL: "warn" },
+    async (url) => (await fetch(`${url}/readyz`)).status === 200,
+  );
+  try {
+    await drive(ingress.url, WARMUP_RATE, WARMUP_SECONDS); // JIT and connection warm-up, not reported
+    const fixed = await drive(ingress.url, FIXED_RATE);
+    const saturated = await drive(ingress.url, undefined);
+    const baseline = await rawPublishBaseline(nats.url);
+    const share = Number(saturated["req/s"]) / Number(baseline["req/s"]);
+    rows.push(
+      { run: `ingress @ ${FIXED_RATE}/s`, fsync, ...fixed },
+      { run: `ingress saturated (${CONCURRENCY} conns)`, fsync, ...saturated },
+      { run: `raw JetStream publish (${CONCURRENCY} in flight)`, fsync, ...baseline },
+      { run: "ingress saturated / raw publish", fsync, "req/s": `${(share * 100).toFixed(0)}%` },
+    );
+  } finally {
+    await stopServer(ingress);
+    await nats.dispose();
+  }
+}
+
+for (const framework of ["express", "node:http"]) {
+  const server = await startServer([CEILING_SERVER, framework], {}, async (url) => {
+    return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
+  });
+  try {
+    await drive(server.url, undefined, WARMUP_SECONDS);
+    rows.push({ run: `${framework}, read body + 200, no work`, fsync: "-", ...(await drive(server.url, undefined)) });
+  } finally {
+    await stopServer(server);
+  }
+}
+
+printTable(`Ingress load over loopback (${PHASE_SECONDS} s per run, 3-event CloudEvents notifications)`, rows);
+process.stdout.write(`\nresults: ${await writeResults("ingress-load", rows)}\n`);

@@ -1,0 +1,17 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * Settings every package's tests share. Each run also writes a JSON report, which
+ * scripts/test-summary.mjs adds up into one closing line for CI.
+ */
+export function sharedConfig(options: { integration?: boolean } = {}) {
+  return defineConfig({
+    test: {
+      include: ["src/**/*.test.ts"],
+      reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
+      // Integration tests start real nats-server processes: give them time, and run files one at a
+      // time on this 2-core budget so timing assertions (the 3 s deadline) stay meaningful.
+      ...(options.integration ? { testTimeout: 30_000, hookTimeout: 30_000, fileParallelism: false } : {}),
+    },
+  });
+}
