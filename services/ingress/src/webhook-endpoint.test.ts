@@ -261,6 +261,7 @@ describe("ingress webhook endpoint", () => {
     await expect.poll(async () => (await fetch(`${base}/readyz`)).status, { timeout: 15_000 }).toBe(200);
     const body = sampleCloudEventBody(1);
     expect((await post(body)).status).toBe(200);
+    await expect.poll(() => reader.connected, { timeout: 15_000 }).toBe(true);
     const stored = await messages(Streams.webhooks.name);
     expect(stored.map((msg) => Buffer.from(msg.data).toString())).toContain(body);
   });
@@ -272,6 +273,7 @@ describe("ingress webhook endpoint", () => {
     await expect.poll(async () => (await fetch(`${base}/readyz`)).status, { timeout: 15_000 }).toBe(200);
     const body = sampleCloudEventBody(1);
     expect((await post(body)).status).toBe(200);
+    await expect.poll(() => reader.connected, { timeout: 15_000 }).toBe(true);
     const [stored] = await messages(Streams.webhooks.name);
     expect(Buffer.from(stored?.data ?? []).toString()).toBe(body);
     expect((await reader.jsm.streams.info(Streams.dlq.name)).config.name).toBe("QBO_DLQ");
