@@ -1,5 +1,6 @@
-// `npm start`: runs the pipeline locally: nats-server and the ingress, with their logs on this
-// terminal, until Ctrl-C. Later issues add the sandbox and the other services here.
+// `npm start`: runs the pipeline locally: nats-server, the ingress, and the QuickBooks sandbox
+// sending its traffic's webhooks to the ingress, with their logs on this terminal, until Ctrl-C.
+// Later issues add the other services here.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -11,6 +12,8 @@ const natsConfig = process.env.NATS_CONFIG ?? join(root, "config", "nats-server.
 const natsUrl = process.env.NATS_URL ?? `nats://127.0.0.1:${natsPort}`;
 const httpPort = process.env.HTTP_PORT ?? "8080";
 const verifierTokens = process.env.QBO_VERIFIER_TOKENS ?? "local-verifier-token";
+const sandboxPort = process.env.SANDBOX_PORT ?? "8090";
+const trafficRate = process.env.SANDBOX_TRAFFIC_RATE ?? "2";
 
 const children = [];
 function run(name, command, args, env = {}) {
@@ -62,6 +65,12 @@ run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "mai
   HTTP_PORT: httpPort,
   QBO_VERIFIER_TOKENS: verifierTokens,
 });
+run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "main.js")], {
+  SANDBOX_PORT: sandboxPort,
+  SANDBOX_WEBHOOK_URL: `http://127.0.0.1:${httpPort}/webhooks/quickbooks`,
+  SANDBOX_VERIFIER_TOKEN: verifierTokens.split(",")[0].trim(),
+  SANDBOX_TRAFFIC_RATE: trafficRate,
+});
 
 console.log(`
 qbo-webhooks is running locally (Ctrl-C stops it):
@@ -70,6 +79,10 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   })
   health            http://127.0.0.1:${httpPort}/healthz  /readyz  /metrics
   NATS              ${natsUrl}   (monitoring: http://127.0.0.1:8222/jsz)
+  QuickBooks sandbox http://127.0.0.1:${sandboxPort}   (${trafficRate} changes/s; control API under /_sandbox)
+
+Watch notifications arrive: curl -s http://127.0.0.1:${httpPort}/metrics | grep qbo_webhook_requests_total
+Sandbox deliveries:         curl -s http://127.0.0.1:${sandboxPort}/_sandbox/apps/local-app/deliveries | head -c 600
 
 Send a signed test notification from another terminal:
   npm run send-test-notification                # CloudEvents, 3 events

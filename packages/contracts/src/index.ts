@@ -1,6 +1,7 @@
 export { CloudEventNotification, QboCloudEvent, QboEventType } from "./cloud-event-notification.js";
 export type { EntityName } from "./entity-names.js";
 export { ENTITY_NAMES, entityNameFromAnyCase } from "./entity-names.js";
+export { CDC_UNSUPPORTED_ENTITIES, operationsOf } from "./entity-operations.js";
 export { Headers } from "./headers.js";
 export { isSignedByIntuit, signIntuitPayload } from "./intuit-signature.js";
 export { LegacyEntityChange, LegacyNotification } from "./legacy-notification.js";

@@ -1,0 +1,81 @@
+// `npm run sandbox`: the sandbox as its own process, configured from the environment. It is a
+// test double, so unlike the other packages it has an entry point of its own.
+import { z } from "zod";
+import { seededRandom } from "./company/entity-fields.js";
+import { Sandbox } from "./sandbox.js";
+import { TrafficGenerator } from "./traffic/traffic-generator.js";
+
+const Env = z.object({
+  SANDBOX_PORT: z.coerce.number().int().min(0).max(65_535).default(8090),
+  SANDBOX_HOST: z.string().default("127.0.0.1"),
+  SANDBOX_SPEED: z.coerce.number().min(0).default(1),
+  SANDBOX_SEED: z.coerce.number().int().default(1),
+  SANDBOX_REALMS: z.coerce.number().int().min(0).max(10_000).default(5),
+  SANDBOX_WEBHOOK_URL: z.url().optional(),
+  SANDBOX_VERIFIER_TOKEN: z.string().min(1).default("local-verifier-token"),
+  SANDBOX_PAYLOAD_FORM: z.enum(["cloudevents", "legacy"]).default("cloudevents"),
+  SANDBOX_POLICY: z.enum(["current", "legacy"]).default("current"),
+  SANDBOX_ENVIRONMENT: z.enum(["sandbox", "production"]).default("sandbox"),
+  SANDBOX_CLIENT_ID: z.string().min(1).default("local-client-id"),
+  SANDBOX_CLIENT_SECRET: z.string().min(1).default("local-client-secret"),
+  SANDBOX_TRAFFIC_RATE: z.coerce.number().min(0).default(0),
+});
+
+const parsed = Env.safeParse(process.env);
+if (!parsed.success) {
+  const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+  process.stderr.write(`sandbox: invalid configuration:\n${lines.join("\n")}\n`);
+  process.exit(1);
+}
+const env = parsed.data;
+
+const sandbox = await Sandbox.start({
+  port: env.SANDBOX_PORT,
+  host: env.SANDBOX_HOST,
+  speed: env.SANDBOX_SPEED,
+  seed: env.SANDBOX_SEED,
+});
+const app = sandbox.registerApp({
+  appId: "local-app",
+  clientId: env.SANDBOX_CLIENT_ID,
+  clientSecret: env.SANDBOX_CLIENT_SECRET,
+  verifierToken: env.SANDBOX_VERIFIER_TOKEN,
+  environment: env.SANDBOX_ENVIRONMENT,
+  payloadForm: env.SANDBOX_PAYLOAD_FORM,
+  policy: env.SANDBOX_POLICY,
+  ...(env.SANDBOX_WEBHOOK_URL ? { endpointUrl: env.SANDBOX_WEBHOOK_URL } : {}),
+});
+const realms = Array.from({ length: env.SANDBOX_REALMS }, () => sandbox.createCompany());
+for (const company of realms) sandbox.connect(app.appId, company.realmId);
+const traffic = new TrafficGenerator({
+  realms,
+  ratePerSecond: env.SANDBOX_TRAFFIC_RATE,
+  random: seededRandom(env.SANDBOX_SEED + 1),
+});
+if (env.SANDBOX_TRAFFIC_RATE > 0 && realms.length > 0) traffic.start();
+
+process.stdout.write(
+  `${JSON.stringify({
+    msg: "sandbox listening",
+    url: sandbox.url,
+    speed: env.SANDBOX_SPEED,
+    app: {
+      appId: app.appId,
+      clientId: app.clientId,
+      endpointUrl: app.endpointUrl ?? null,
+      policy: app.policy,
+      payloadForm: app.payloadForm,
+    },
+    realms: realms.map((c) => c.realmId),
+    trafficPerSecond: env.SANDBOX_TRAFFIC_RATE,
+    control: `${sandbox.url}/_sandbox`,
+  })}\n`,
+);
+
+async function stop(): Promise<void> {
+  traffic.stop();
+  await sandbox.close();
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop());
+process.on("SIGINT", () => void stop());

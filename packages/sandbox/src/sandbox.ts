@@ -1,0 +1,246 @@
+import { once } from "node:events";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { ApiBehaviour, type ApiBehaviourInput, RateLimiter } from "./api/api-behaviour.js";
+import { oauthRouter } from "./api/oauth-router.js";
+import { OAuthStore, type TokenSet } from "./api/oauth-store.js";
+import { type ApiEndpoint, intuitTid, qboApiRouter } from "./api/qbo-api-router.js";
+import { SandboxClock } from "./clock.js";
+import { type ChangeRecord, Company } from "./company/company.js";
+import { type Random, seededRandom } from "./company/entity-fields.js";
+import { controlRouter } from "./control/control-router.js";
+import { SandboxError } from "./sandbox-error.js";
+import { type WebhookAppInput, WebhookAppSettings } from "./webhooks/webhook-app.js";
+import type { WebhookFault } from "./webhooks/webhook-faults.js";
+import { type DeliveryState, WebhookSender } from "./webhooks/webhook-sender.js";
+
+export interface SandboxOptions {
+  /** Sandbox time runs this many times faster than real time; 0 stops it (tests then `advance`). */
+  readonly speed?: number;
+  /** Sandbox time at start, ms since the epoch; now by default. */
+  readonly start?: number;
+  /** Seed for everything random (fields, fault percentages), so runs repeat. */
+  readonly seed?: number;
+  /** Port to listen on; 0 (the default) picks a free one. */
+  readonly port?: number;
+  readonly host?: string;
+}
+
+interface App {
+  readonly settings: WebhookAppSettings;
+  readonly sender: WebhookSender;
+  /** Connected companies and when they connected: only later changes produce webhooks (QBO.md §3). */
+  readonly connections: Map<string, number>;
+}
+
+export interface ApiStats {
+  /** Requests that reached the API, per realm and endpoint. */
+  readonly requests: Record<string, Partial<Record<ApiEndpoint, number>>>;
+  /** Requests answered as throttled, per realm. */
+  readonly throttled: Record<string, number>;
+  readonly serverErrors: Record<string, number>;
+  readonly tokenRequests: number;
+}
+
+/**
+ * A stand-in for QuickBooks Online: companies and their data, apps with webhooks delivered by
+ * QuickBooks' rules, the REST and OAuth APIs, and a control API, all on one HTTP port.
+ */
+export class Sandbox {
+  readonly clock: SandboxClock;
+  readonly oauth: OAuthStore;
+  readonly #random: Random;
+  readonly #companies = new Map<string, Company>();
+  readonly #apps = new Map<string, App>();
+  readonly #limiter = new RateLimiter();
+  #behaviour: ApiBehaviour = ApiBehaviour.parse({});
+  #serverErrorCounts: (number | undefined)[] = [];
+  #stats: {
+    requests: ApiStats["requests"];
+    throttled: Record<string, number>;
+    serverErrors: Record<string, number>;
+    tokenRequests: number;
+  } = {
+    requests: {},
+    throttled: {},
+    serverErrors: {},
+    tokenRequests: 0,
+  };
+  // Realm ids look like QuickBooks' 16-digit ones, beyond Number precision, hence BigInt.
+  #nextRealm = 9_130_357_766_500_000n;
+  #server: Server | undefined;
+  #url = "";
+
+  private constructor(options: SandboxOptions) {
+    this.clock = new SandboxClock({ speed: options.speed ?? 1, ...(options.start ? { start: options.start } : {}) });
+    this.oauth = new OAuthStore(this.clock);
+    this.#random = seededRandom(options.seed ?? 1);
+  }
+
+  /** Starts a sandbox listening on loopback (a free port unless `port` is given). */
+  static async start(options: SandboxOptions = {}): Promise<Sandbox> {
+    const sandbox = new Sandbox(options);
+    const server = sandbox.#httpApp().listen(options.port ?? 0, options.host ?? "127.0.0.1");
+    await once(server, "listening");
+    sandbox.#server = server;
+    sandbox.#url = `http://${options.host ?? "127.0.0.1"}:${(server.address() as AddressInfo).port}`;
+    return sandbox;
+  }
+
+  /** Base URL of the REST API, OAuth endpoints and control API: what `QBO_API_BASE_URL` points at. */
+  get url(): string {
+    return this.#url;
+  }
+
+  async close(): Promise<void> {
+    this.clock.stop();
+    await Promise.all([...this.#apps.values()].map((app) => app.sender.settled()));
+    if (this.#server) {
+      const closed = once(this.#server, "close");
+      this.#server.close();
+      this.#server.closeAllConnections();
+      await closed;
+    }
+  }
+
+  createCompany(options: { realmId?: string; name?: string } = {}): Company {
+    const realmId = options.realmId ?? String(this.#nextRealm++);
+    if (this.#companies.has(realmId)) throw new SandboxError("INVALID_REQUEST", `company ${realmId} exists already`);
+    const company = new Company(realmId, options.name ?? `Sandbox Company ${realmId}`, this.clock, this.#random, (c) =>
+      this.#dispatch(c),
+    );
+    this.#companies.set(realmId, company);
+    return company;
+  }
+
+  company(realmId: string): Company {
+    const company = this.#companies.get(realmId);
+    if (!company) throw new SandboxError("UNKNOWN_COMPANY", `no company ${realmId}`);
+    return company;
+  }
+
+  companies(): Company[] {
+    return [...this.#companies.values()];
+  }
+
+  registerApp(input: WebhookAppInput): WebhookAppSettings {
+    const settings = WebhookAppSettings.parse(input);
+    if (this.#apps.has(settings.appId))
+      throw new SandboxError("INVALID_REQUEST", `app ${settings.appId} exists already`);
+    this.#apps.set(settings.appId, {
+      settings,
+      sender: new WebhookSender(settings, this.clock, this.#random),
+      connections: new Map(),
+    });
+    return settings;
+  }
+
+  /** Connects a company to an app without the browser flow, as if consent was given now; returns its tokens. */
+  connect(appId: string, realmId: string): TokenSet {
+    this.company(realmId);
+    this.#app(appId).connections.set(realmId, this.clock.now());
+    return this.oauth.connect(appId, realmId);
+  }
+
+  disconnect(appId: string, realmId: string): void {
+    this.#app(appId).connections.delete(realmId);
+    this.oauth.revokeCompany(appId, realmId);
+  }
+
+  webhooks(appId: string): WebhookSender {
+    return this.#app(appId).sender;
+  }
+
+  deliveries(appId: string): DeliveryState {
+    return this.webhooks(appId).state();
+  }
+
+  setWebhookFaults(appId: string, faults: readonly WebhookFault[]): void {
+    this.webhooks(appId).setFaults(faults);
+  }
+
+  setApiBehaviour(input: ApiBehaviourInput): ApiBehaviour {
+    this.#behaviour = ApiBehaviour.parse(input);
+    this.#serverErrorCounts = this.#behaviour.serverErrors.map((e) => e.count);
+    return this.#behaviour;
+  }
+
+  apiStats(): ApiStats {
+    return structuredClone(this.#stats);
+  }
+
+  #dispatch(change: ChangeRecord): void {
+    for (const app of this.#apps.values()) {
+      const connectedAt = app.connections.get(change.realmId);
+      if (connectedAt !== undefined && change.at >= connectedAt) app.sender.offer(change);
+    }
+  }
+
+  #app(appId: string): App {
+    const app = this.#apps.get(appId);
+    if (!app) throw new SandboxError("UNKNOWN_APP", `no app ${appId}`);
+    return app;
+  }
+
+  #serverError(): 500 | 502 | 503 | undefined {
+    for (const [i, error] of this.#behaviour.serverErrors.entries()) {
+      const remaining = this.#serverErrorCounts[i];
+      if (remaining !== undefined) {
+        if (remaining > 0) {
+          this.#serverErrorCounts[i] = remaining - 1;
+          return error.status;
+        }
+      } else if (this.#random() * 100 < (error.percent ?? 0)) {
+        return error.status;
+      }
+    }
+    return undefined;
+  }
+
+  #httpApp(): express.Express {
+    const app = express();
+    app.disable("x-powered-by");
+    app.use(intuitTid);
+    app.use(
+      oauthRouter({
+        oauth: this.oauth,
+        appByClient: (clientId, clientSecret) => {
+          const found = [...this.#apps.values()].find(
+            (a) =>
+              a.settings.clientId === clientId &&
+              (clientSecret === undefined || a.settings.clientSecret === clientSecret),
+          );
+          return found && { appId: found.settings.appId, redirectUris: found.settings.redirectUris };
+        },
+        companyForConsent: (realmId) =>
+          realmId && this.#companies.has(realmId) ? realmId : this.createCompany().realmId,
+        connected: (appId, realmId) => this.#app(appId).connections.set(realmId, this.clock.now()),
+        disconnected: (appId, realmId) => this.#app(appId).connections.delete(realmId),
+        countToken: () => this.#stats.tokenRequests++,
+      }),
+    );
+    app.use(
+      qboApiRouter({
+        behaviour: () => this.#behaviour,
+        limiter: this.#limiter,
+        authenticate: (token, realmId) => this.oauth.authenticate(token, realmId),
+        company: (realmId) => this.#companies.get(realmId),
+        now: () => this.clock.now(),
+        serverError: () => this.#serverError(),
+        count: (realmId, what) => {
+          if (what === "throttled" || what === "serverError") {
+            const table = what === "throttled" ? this.#stats.throttled : this.#stats.serverErrors;
+            table[realmId] = (table[realmId] ?? 0) + 1;
+            return;
+          }
+          const perRealm = this.#stats.requests[realmId] ?? {};
+          perRealm[what] = (perRealm[what] ?? 0) + 1;
+          this.#stats.requests[realmId] = perRealm;
+        },
+      }),
+    );
+    app.use("/_sandbox", controlRouter(this));
+    return app;
+  }
+}
