@@ -3,16 +3,15 @@
 // `sync_interval: always`. Baselines: the raw JetStream client publishing the same payloads at the
 // same concurrency, and the bare HTTP frameworks doing no work. Bounded: every phase stops by
 // itself after PHASE_SECONDS.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { signIntuitPayload } from "@qbo-webhooks/contracts";
 import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
-import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { printTable, type Row, writeResults } from "./bench-report.js";
 import { closedLoop, createPool, type LoadResult, openLoop, type Request } from "./http-load.js";
+import { startServer, stopServer } from "./server-process.js";
 
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 10);
 const CONCURRENCY = 64;
@@ -49,33 +48,6 @@ function webhookRequest(): Request {
     headers: { "content-type": "application/json", "intuit-signature": signature },
     body,
   };
-}
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly url: string;
-}
-
-/** Starts a server process on a free port and waits until `isUp` answers true. */
-async function startServer(args: string[], env: Record<string, string>, isUp: (url: string) => Promise<boolean>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...args, String(port)], {
-    env: { PATH: process.env.PATH ?? "", HTTP_PORT: String(port), ...env },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const server: Server = { child, url: `http://127.0.0.1:${port}` };
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (await isUp(server.url).catch(() => false)) return server;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${args.join(" ")} did not come up within 10 s`);
-}
-
-async function stopServer(server: Server): Promise<void> {
-  const exited = once(server.child, "exit");
-  server.child.kill("SIGTERM");
-  await exited;
 }
 
 function row(result: LoadResult): Row {

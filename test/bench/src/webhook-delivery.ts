@@ -1,44 +1,17 @@
 // How fast one app's webhooks flow from the QuickBooks sandbox into the ingress: QuickBooks'
 // current policy sends one notification at a time per app, so per-app throughput is events per
 // notification over the round trip. Bounded: a fixed burst, then a fixed-rate run of RUN_SECONDS.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import { printTable, type Row, writeResults } from "./bench-report.js";
+import { startServer, stopServer } from "./server-process.js";
 
 const BURST_CHANGES = 20_000;
 const RATE = 200;
 const RUN_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 10);
 const TOKEN = "bench-verifier-token";
 const INGRESS_MAIN = fileURLToPath(import.meta.resolve("@qbo-webhooks/ingress"));
-
-async function startIngress(natsUrl: string): Promise<{ child: ChildProcess; url: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [INGRESS_MAIN], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      NATS_URL: natsUrl,
-      HTTP_PORT: String(port),
-      QBO_VERIFIER_TOKENS: TOKEN,
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (
-      (await fetch(`${url}/readyz`).then(
-        (r) => r.status,
-        () => 0,
-      )) === 200
-    )
-      return { child, url };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("ingress did not become ready");
-}
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
@@ -119,13 +92,16 @@ async function waitUntil(done: () => boolean): Promise<void> {
 }
 
 const nats = await NatsServerProcess.start();
-const ingress = await startIngress(nats.url);
+const ingress = await startServer(
+  [INGRESS_MAIN],
+  { NATS_URL: nats.url, QBO_VERIFIER_TOKENS: TOKEN, LOG_LEVEL: "warn" },
+  async (url) => (await fetch(`${url}/readyz`)).status === 200,
+);
 const rows: Row[] = [];
 try {
   for (const form of ["cloudevents", "legacy"] as const) rows.push(...(await run(form, ingress.url)));
 } finally {
-  ingress.child.kill("SIGTERM");
-  await once(ingress.child, "exit");
+  await stopServer(ingress);
   await nats.dispose();
 }
 printTable("Sandbox webhooks into the ingress: one app, current policy (one notification at a time), 20 realms", rows);
