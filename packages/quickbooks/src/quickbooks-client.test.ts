@@ -1,0 +1,143 @@
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createLogger } from "@qbo-webhooks/observability";
+import { type Company, Sandbox, type TokenSet } from "@qbo-webhooks/sandbox";
+import { Registry } from "prom-client";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { IDS_PER_QUERY, QuickBooksClient, type TokenSource } from "./quickbooks-client.js";
+import { QuickBooksError } from "./quickbooks-error.js";
+import { RealmRateLimiter } from "./realm-rate-limiter.js";
+
+const logger = createLogger({ service: "test", level: "silent" });
+
+/** Tokens kept in memory, refreshed at the sandbox's token endpoint (rotating refresh tokens, QBO.md §7). */
+class SandboxTokens implements TokenSource {
+  refreshes = 0;
+  constructor(
+    private readonly sandboxUrl: string,
+    private tokens: TokenSet,
+  ) {}
+  async accessToken(): Promise<string> {
+    return this.tokens.access_token;
+  }
+  async refresh(): Promise<string> {
+    this.refreshes++;
+    const response = await fetch(`${this.sandboxUrl}/oauth2/v1/tokens/bearer`, {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from("client:secret").toString("base64")}` },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: this.tokens.refresh_token }),
+    });
+    this.tokens = (await response.json()) as TokenSet;
+    return this.tokens.access_token;
+  }
+}
+
+describe("quickbooks-client against the sandbox", () => {
+  let sandbox: Sandbox;
+  let company: Company;
+  let tokens: SandboxTokens;
+  let registry: Registry;
+  const client = (options: Partial<ConstructorParameters<typeof QuickBooksClient>[0]> = {}) =>
+    new QuickBooksClient({ baseUrl: sandbox.url, tokens, logger, registry, ...options });
+
+  beforeEach(async () => {
+    sandbox = await Sandbox.start({ speed: 0 });
+    sandbox.registerApp({ appId: "app", clientId: "client", clientSecret: "secret", verifierToken: "v" });
+    company = sandbox.createCompany();
+    tokens = new SandboxTokens(sandbox.url, sandbox.connect("app", company.realmId));
+    registry = new Registry();
+  });
+  afterEach(() => sandbox.close());
+
+  it("quickbooks - reads an entity and counts the request by operation and status", async () => {
+    const customer = company.create("Customer");
+    const read = await client().read(company.realmId, "Customer", customer.Id);
+    expect(read).toMatchObject({ Id: customer.Id, SyncToken: "0" });
+    expect(await registry.metrics()).toMatch(/qbo_api_requests_total\{operation="read",status="200"\} 1/);
+  });
+
+  it("quickbooks - a missing entity is QBO_NOT_FOUND, with QuickBooks' intuit_tid (QBO.md §8)", async () => {
+    const error = await client()
+      .read(company.realmId, "Customer", "404")
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(QuickBooksError);
+    expect((error as QuickBooksError).code).toBe("QBO_NOT_FOUND");
+    expect((error as QuickBooksError).details.intuitTid).toEqual(expect.any(String));
+  });
+
+  it("quickbooks - readMany batches ids into Id IN queries of 100 and skips what does not exist (QBO.md §5)", async () => {
+    const ids = Array.from({ length: 250 }, () => company.create("Vendor").Id);
+    const found = await client().readMany(company.realmId, "Vendor", [...ids, "9999", ids[0] ?? ""]);
+    expect(found.size).toBe(250);
+    expect(sandbox.apiStats().requests[company.realmId]?.query).toBe(Math.ceil(250 / IDS_PER_QUERY) + 0);
+  });
+
+  it("quickbooks - an expired access token is refreshed once and the call retried (QBO.md §7)", async () => {
+    const customer = company.create("Customer");
+    await sandbox.clock.advance(3601 * 1000);
+    await expect(client().read(company.realmId, "Customer", customer.Id)).resolves.toMatchObject({ Id: customer.Id });
+    expect(tokens.refreshes).toBe(1);
+  });
+
+  it("quickbooks - waits out throttling before trying the realm again (QBO.md §6)", async () => {
+    company.create("Customer");
+    sandbox.setApiBehaviour({ requestsPerSecond: 2 });
+    const eager = client({
+      limiter: new RealmRateLimiter({ perMinute: 500, perSecond: 100, concurrent: 10 }),
+      throttleWaitMs: 1100,
+    });
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: 4 }, () => eager.read(company.realmId, "Customer", "1")));
+    expect(results).toHaveLength(4);
+    expect(sandbox.apiStats().throttled[company.realmId]).toBeGreaterThan(0);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("quickbooks - the default limiter keeps a burst of 40 calls under QuickBooks' limits: no 429 (QBO.md §6)", async () => {
+    company.create("Customer");
+    const shared = client();
+    await Promise.all(Array.from({ length: 40 }, () => shared.read(company.realmId, "Customer", "1")));
+    expect(sandbox.apiStats().throttled[company.realmId] ?? 0).toBe(0);
+  });
+
+  it("quickbooks - retries an nginx 502 page, and reports QBO_SERVER when attempts run out (QBO.md §8)", async () => {
+    company.create("Customer");
+    sandbox.setApiBehaviour({ serverErrors: [{ status: 502, count: 1 }] });
+    await expect(client().read(company.realmId, "Customer", "1")).resolves.toMatchObject({ Id: "1" });
+    sandbox.setApiBehaviour({ serverErrors: [{ status: 503, count: 1 }] });
+    const error = await client({ maxAttempts: 1 })
+      .read(company.realmId, "Customer", "1")
+      .catch((err: unknown) => err);
+    expect((error as QuickBooksError).code).toBe("QBO_SERVER");
+  });
+
+  it("quickbooks - a slow answer is QBO_TIMEOUT", async () => {
+    company.create("Customer");
+    sandbox.setApiBehaviour({ latencyMs: 400 });
+    const error = await client({ timeoutMs: 100, maxAttempts: 1 })
+      .read(company.realmId, "Customer", "1")
+      .catch((e: unknown) => e);
+    expect((error as QuickBooksError).code).toBe("QBO_TIMEOUT");
+  });
+});
+
+describe("quickbooks-client requests", () => {
+  it("quickbooks - sends minorversion 75 and the bearer token (QBO.md §5)", async () => {
+    const seen: { url: string; authorization: string }[] = [];
+    const server = createServer((req, res) => {
+      seen.push({ url: req.url ?? "", authorization: req.headers.authorization ?? "" });
+      res.writeHead(200, { "content-type": "application/json" }).end('{"Customer":{"Id":"1"},"time":"x"}');
+    }).listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const tokens: TokenSource = { accessToken: async () => "at-1", refresh: async () => "at-2" };
+    const client = new QuickBooksClient({
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      tokens,
+      logger,
+    });
+    await client.read("42", "Customer", "1");
+    server.close();
+    expect(seen).toEqual([{ url: "/v3/company/42/customer/1?minorversion=75", authorization: "Bearer at-1" }]);
+  });
+});

@@ -1,0 +1,106 @@
+import { setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * QuickBooks' per-realm limits (QBO.md §6): 500 requests a minute per realm, 10 a second and 10 at
+ * once per realm and app. The defaults keep a margin below them, since our windows and Intuit's
+ * do not start at the same instant.
+ */
+export interface RateLimits {
+  readonly perMinute: number;
+  readonly perSecond: number;
+  readonly concurrent: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { perMinute: 450, perSecond: 8, concurrent: 8 };
+
+interface RealmState {
+  minute: number[];
+  lastStart: number;
+  inFlight: number;
+  blockedUntil: number;
+  /** Callers take turns per realm, so a waiting caller is not overtaken. */
+  turn: Promise<void>;
+  released: { promise: Promise<void>; resolve: () => void };
+}
+
+/**
+ * Waits before each call until it fits the realm's limits, in real time, and holds a realm back
+ * after QuickBooks throttled it. One instance per process; realms are independent.
+ */
+export class RealmRateLimiter {
+  readonly #realms = new Map<string, RealmState>();
+
+  constructor(private readonly limits: RateLimits = DEFAULT_RATE_LIMITS) {}
+
+  /** Resolves with a release function once a call to `realmId` may start. */
+  async acquire(realmId: string, signal?: AbortSignal): Promise<() => void> {
+    const state = this.#state(realmId);
+    const mine = state.turn.then(() => this.#waitForSlot(state, signal));
+    state.turn = mine.catch(() => undefined);
+    await mine;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      state.inFlight--;
+      const { resolve } = state.released;
+      state.released = deferred();
+      resolve();
+    };
+  }
+
+  /** After a 429: no call to the realm until `ms` from now (QuickBooks asks for 60 s, QBO.md §6). */
+  holdBack(realmId: string, ms: number): void {
+    const state = this.#state(realmId);
+    state.blockedUntil = Math.max(state.blockedUntil, performance.now() + ms);
+  }
+
+  async #waitForSlot(state: RealmState, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const now = performance.now();
+      state.minute = state.minute.filter((t) => now - t < 60_000);
+      // Calls are spaced evenly rather than sent in bursts of `perSecond`: QuickBooks' window sees
+      // our calls shifted by network delay, so a burst at the edge of ours can land inside one of its.
+      let wait = Math.max(0, state.blockedUntil - now, state.lastStart + 1000 / this.limits.perSecond - now);
+      const oldestMinute = state.minute[0];
+      if (oldestMinute !== undefined && state.minute.length >= this.limits.perMinute) {
+        wait = Math.max(wait, oldestMinute + 60_000 - now);
+      }
+      if (wait > 0) {
+        await sleep(wait, undefined, signal ? { signal } : {});
+      } else if (state.inFlight >= this.limits.concurrent) {
+        await state.released.promise;
+      } else {
+        state.minute.push(now);
+        state.lastStart = now;
+        state.inFlight++;
+        return;
+      }
+    }
+  }
+
+  #state(realmId: string): RealmState {
+    let state = this.#realms.get(realmId);
+    if (!state) {
+      state = {
+        minute: [],
+        lastStart: Number.NEGATIVE_INFINITY,
+        inFlight: 0,
+        blockedUntil: 0,
+        turn: Promise.resolve(),
+        released: deferred(),
+      };
+      this.#realms.set(realmId, state);
+    }
+    return state;
+  }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
