@@ -1,5 +1,6 @@
+import { ConfigError } from "@qbo-webhooks/service-kit";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.js";
+import { loadConfig } from "./config.js";
 
 describe("config", () => {
   it("config - applies the documented defaults", () => {

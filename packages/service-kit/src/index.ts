@@ -1,0 +1,4 @@
+export { booleanFlag, commaList, commonEnv, exportsTraces, integer } from "./env-fields.js";
+export { ConfigError, loadEnv } from "./load-env.js";
+export type { RunningService, ServiceDefinition } from "./run-service.js";
+export { runService } from "./run-service.js";
