@@ -1,3 +1,9 @@
+export {
+  ChangeEvent,
+  changeEventsFromCloudEvents,
+  changeEventsFromLegacy,
+  changeKey,
+} from "./change-event.js";
 export { CloudEventNotification, QboCloudEvent, QboEventType } from "./cloud-event-notification.js";
 export type { EntityName } from "./entity-names.js";
 export { ENTITY_NAMES, entityNameFromAnyCase } from "./entity-names.js";
@@ -6,8 +12,9 @@ export { Headers } from "./headers.js";
 export { isSignedByIntuit, signIntuitPayload } from "./intuit-signature.js";
 export { LegacyEntityChange, LegacyNotification } from "./legacy-notification.js";
 export { Operation, operationFromWord } from "./operation.js";
+export { partitionOf } from "./partition.js";
 export { parseQboTimestamp, QboTimestamp } from "./qbo-timestamp.js";
 export type { PayloadForm, Recognition } from "./recognize-notification.js";
 export { recognizeNotification } from "./recognize-notification.js";
 export type { DlqStage, StreamSpec } from "./streams.js";
-export { Streams, Subjects } from "./streams.js";
+export { Buckets, Consumers, Streams, Subjects } from "./streams.js";

@@ -22,10 +22,7 @@ export const LegacyEntityChange = z
     deletedId: z.string().min(1).optional(),
     deletedID: z.string().min(1).optional(),
   })
-  .transform(({ deletedID, deletedId, ...change }) => {
-    const merged = deletedId ?? deletedID;
-    return merged === undefined ? change : { ...change, deletedId: merged };
-  });
+  .transform(({ deletedID, deletedId, ...change }) => ({ ...change, deletedId: deletedId ?? deletedID }));
 export type LegacyEntityChange = z.infer<typeof LegacyEntityChange>;
 
 /** The original webhook body: `{eventNotifications:[{realmId, dataChangeEvent:{entities}}]}` (QBO.md §1a). */

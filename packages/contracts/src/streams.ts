@@ -3,6 +3,11 @@ export type DlqStage = "ingress" | "ordering" | "processor";
 
 export const Subjects = {
   webhooks: "qbo.webhooks",
+  /** Change events of one realm, on its partition. */
+  events: (partition: number, realmId: string) => `qbo.events.${partition}.${realmId}`,
+  /** Every realm of one partition: what the processor owning it consumes. */
+  eventsOfPartition: (partition: number) => `qbo.events.${partition}.*`,
+  changes: (realmId: string, entity: string) => `qbo.changes.${realmId}.${entity}`,
   dlq: (stage: DlqStage) => `qbo.dlq.${stage}`,
 } as const;
 
@@ -21,6 +26,21 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
+/** Durable consumer names. */
+export const Consumers = {
+  ordering: "ordering",
+} as const;
+
+/** Key-value buckets (../shared/DESIGN.md). */
+export const Buckets = {
+  entityVersions: "qbo-entity-versions",
+  entities: "qbo-entities",
+  watermarks: "qbo-watermarks",
+  leases: "qbo-leases",
+  tokens: "qbo-tokens",
+  realms: "qbo-realms",
+} as const;
+
 export const Streams = {
   /**
    * Raw notifications as received. The duplicate window covers QuickBooks redelivering a
@@ -33,6 +53,22 @@ export const Streams = {
     description: "QuickBooks webhook notifications, raw bodies as received",
     subjects: [Subjects.webhooks],
     maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 3 * HOUR,
+  },
+  /** Change events, deduplicated per change within the window (a redelivered notification republishes). */
+  events: {
+    name: "QBO_EVENTS",
+    description: "Change events per realm, routed to partitions: qbo.events.<partition>.<realmId>",
+    subjects: ["qbo.events.>"],
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 3 * HOUR,
+  },
+  /** Applied changes: the feed apps consume. */
+  changes: {
+    name: "QBO_CHANGES",
+    description: "Applied changes with the entity's new state: qbo.changes.<realmId>.<Entity>",
+    subjects: ["qbo.changes.>"],
+    maxAgeMs: 30 * DAY,
     duplicateWindowMs: 3 * HOUR,
   },
   /** Dead letters and quarantined notifications stay until an operator replays or purges them. */

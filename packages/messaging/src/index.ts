@@ -1,5 +1,10 @@
+export type { JsMsg } from "@nats-io/jetstream";
+export type { DurableConsumerOptions } from "./durable-consumer.js";
+export { DurableConsumer } from "./durable-consumer.js";
 export type { StreamPlacement } from "./ensure-stream.js";
 export { ensureStream, streamConfig } from "./ensure-stream.js";
+export type { KV, KvEntry } from "./kv-bucket.js";
+export { isRevisionConflict, kvKey, openBucket } from "./kv-bucket.js";
 export type { NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";

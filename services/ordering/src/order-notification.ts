@@ -1,0 +1,111 @@
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  type ChangeEvent,
+  changeEventsFromCloudEvents,
+  changeEventsFromLegacy,
+  changeKey,
+  Headers,
+  partitionOf,
+  recognizeNotification,
+  Subjects,
+} from "@qbo-webhooks/contracts";
+import { type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { extractTraceContext, type Logger } from "@qbo-webhooks/observability";
+import type { EntityVersions } from "./entity-versions.js";
+import type { OrderingMetrics } from "./ordering-metrics.js";
+
+export interface OrderingDeps {
+  readonly client: NatsClient;
+  readonly versions: EntityVersions;
+  readonly partitions: number;
+  readonly maxAttempts: number;
+  readonly metrics: OrderingMetrics;
+  readonly logger: Logger;
+}
+
+const PUBLISH_TIMEOUT_MS = 5000;
+const encoder = new TextEncoder();
+
+/**
+ * Handles one stored notification: splits it into change events, drops the ones not newer than
+ * what is recorded, publishes the rest to their realm's partition, and acks only after all are
+ * stored. After `maxAttempts` failures the notification is dead-lettered instead of blocking.
+ */
+export function createNotificationHandler(deps: OrderingDeps) {
+  const tracer = trace.getTracer("qbo-webhooks-ordering");
+  return async (msg: JsMsg): Promise<void> => {
+    const parent = msg.headers ? extractTraceContext(msg.headers) : context.active();
+    const span = tracer.startSpan("order notification", { kind: SpanKind.CONSUMER }, parent);
+    try {
+      await context.with(trace.setSpan(parent, span), () => handle(deps, msg));
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      await retryOrDeadLetter(deps, msg, err);
+    } finally {
+      span.end();
+    }
+  };
+}
+
+async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
+  const recognition = recognizeNotification(msg.data);
+  if (recognition.kind === "empty") {
+    msg.ack();
+    return;
+  }
+  if (recognition.kind === "unrecognized") {
+    deps.metrics.events.inc({ result: "invalid" });
+    await deadLetter(deps, msg, `not a notification: ${recognition.reason}`);
+    return;
+  }
+  const events =
+    recognition.form === "cloudevents"
+      ? changeEventsFromCloudEvents(recognition.notification)
+      : changeEventsFromLegacy(recognition.notification);
+  for (const event of events) await route(deps, event);
+  msg.ack();
+}
+
+async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
+  const verdict = await deps.versions.judge(event);
+  if (verdict !== "newer") {
+    deps.metrics.events.inc({ result: verdict });
+    return;
+  }
+  // Publish before recording: a crash in between republishes (deduplicated by msg id), never loses.
+  const stored = await publishDurable(
+    deps.client,
+    Subjects.events(partitionOf(event.realmId, deps.partitions), event.realmId),
+    encoder.encode(JSON.stringify(event)),
+    { msgId: changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
+  );
+  deps.metrics.events.inc({ result: stored.duplicate ? "duplicate" : "published" });
+  await deps.versions.record(event);
+}
+
+async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): Promise<void> {
+  const attempt = msg.info.deliveryCount;
+  if (attempt >= deps.maxAttempts) {
+    await deadLetter(deps, msg, `failed ${attempt} times: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  deps.logger.warn({ err, seq: msg.seq, attempt }, "ordering a notification failed; it will be retried");
+  msg.nak(Math.min(30_000, 1000 * 2 ** (attempt - 1)));
+}
+
+/** Moves a notification to `qbo.dlq.ordering` with the reason, then removes it from the work. */
+async function deadLetter(deps: OrderingDeps, msg: JsMsg, reason: string): Promise<void> {
+  const notificationId = msg.headers?.get(Headers.msgId) || `seq-${msg.seq}`;
+  await publishDurable(deps.client, Subjects.dlq("ordering"), msg.data, {
+    msgId: `ordering-${notificationId}`,
+    timeoutMs: PUBLISH_TIMEOUT_MS,
+    headers: {
+      [Headers.dlqStage]: "ordering",
+      [Headers.dlqReason]: reason.replace(/[\r\n]+/g, " ").slice(0, 1024),
+      [Headers.receivedAt]: msg.headers?.get(Headers.receivedAt) ?? "",
+    },
+  });
+  deps.logger.error({ seq: msg.seq, notificationId, reason }, "notification dead-lettered");
+  msg.term(reason);
+}

@@ -1,0 +1,68 @@
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { Buckets, Consumers, Streams } from "@qbo-webhooks/contracts";
+import { DurableConsumer, ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
+import type { Registry } from "prom-client";
+import type { OrderingConfig } from "./config.js";
+import { EntityVersions } from "./entity-versions.js";
+import { createNotificationHandler } from "./order-notification.js";
+import { createOrderingMetrics } from "./ordering-metrics.js";
+
+export interface OrderingService {
+  readonly port: number;
+  readonly registry: Registry;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/** Connects, declares what ordering reads and writes, and consumes QBO_WEBHOOKS until closed. */
+export async function startOrdering(config: OrderingConfig, logger: Logger): Promise<OrderingService> {
+  const registry = createMetricsRegistry("ordering");
+  const metrics = createOrderingMetrics(registry);
+  let consumer: DurableConsumer | undefined;
+  let closing = false;
+
+  const client = await NatsClient.connect({ servers: config.natsServers, name: "qbo-webhooks-ordering", logger });
+  const isReady = () => !closing && consumer !== undefined && client.connected;
+  const server = createOpsServer({ registry, isReady }).listen(config.httpPort);
+  await once(server, "listening");
+
+  const placement = { replicas: config.streamReplicas };
+  const declare = async () => {
+    for (const spec of [Streams.webhooks, Streams.events, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
+  };
+  await declare();
+  client.onReconnect(declare);
+  const versions = new EntityVersions(await openBucket(client, Buckets.entityVersions, placement));
+  consumer = await DurableConsumer.start(client, {
+    stream: Streams.webhooks.name,
+    durable: Consumers.ordering,
+    ackWaitMs: 30_000,
+    logger,
+    handle: createNotificationHandler({
+      client,
+      versions,
+      partitions: config.partitions,
+      maxAttempts: config.maxAttempts,
+      metrics,
+      logger,
+    }),
+  });
+  logger.info({ partitions: config.partitions }, "ordering ready");
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    registry,
+    isReady,
+    close: async () => {
+      closing = true;
+      await consumer?.stop();
+      await client.drain();
+      const closed = once(server, "close");
+      server.close();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
