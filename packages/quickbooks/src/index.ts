@@ -1,3 +1,5 @@
+export type { OAuthEndpoint } from "./kv-token-source.js";
+export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { ApiOperation, QboObject, QuickBooksClientOptions, TokenSource } from "./quickbooks-client.js";
 export { IDS_PER_QUERY, MINOR_VERSION, QuickBooksClient } from "./quickbooks-client.js";
 export type { QuickBooksErrorCode } from "./quickbooks-error.js";
@@ -5,3 +7,4 @@ export { QuickBooksError } from "./quickbooks-error.js";
 export { readFault } from "./read-fault.js";
 export type { RateLimits } from "./realm-rate-limiter.js";
 export { DEFAULT_RATE_LIMITS, RealmRateLimiter } from "./realm-rate-limiter.js";
+export { TokenCipher } from "./token-cipher.js";
