@@ -1,3 +1,4 @@
+export { AppliedChange } from "./applied-change.js";
 export {
   ChangeEvent,
   changeEventsFromCloudEvents,

@@ -29,6 +29,8 @@ const DAY = 24 * HOUR;
 /** Durable consumer names. */
 export const Consumers = {
   ordering: "ordering",
+  /** One per partition; only the replica holding the partition's lease pulls from it. */
+  processor: (partition: number) => `processor-p${partition}`,
 } as const;
 
 /** Key-value buckets (../shared/DESIGN.md). */

@@ -1,0 +1,67 @@
+import { parseQboTimestamp } from "@qbo-webhooks/contracts";
+import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
+import type { QboObject } from "@qbo-webhooks/quickbooks";
+
+/**
+ * Our copy of every entity (KV `qbo-entities`) and how far each realm and entity type has been
+ * processed (KV `qbo-watermarks`, where CDC catch-up starts). Writes are compare-and-set, and a
+ * copy is replaced only by a newer one, so replays and races change nothing.
+ */
+export class EntityStore {
+  constructor(
+    private readonly entities: KV,
+    private readonly watermarks: KV,
+  ) {}
+
+  /** Stores `data` unless the stored copy is as new or newer; answers whether it stored it. */
+  async applyIfNewer(realmId: string, entity: string, data: QboObject): Promise<boolean> {
+    const key = kvKey(realmId, entity, data.Id);
+    for (;;) {
+      const current = await this.entities.get(key);
+      const stored = current?.operation === "PUT" ? current.json<QboObject>() : undefined;
+      if (stored && !isNewer(data, stored)) return false;
+      try {
+        if (current) await this.entities.update(key, JSON.stringify(data), current.revision);
+        else await this.entities.create(key, JSON.stringify(data));
+        return true;
+      } catch (err) {
+        if (!isRevisionConflict(err)) throw err;
+      }
+    }
+  }
+
+  /** Removes the copy of a deleted (or merged-away) entity. */
+  async remove(realmId: string, entity: string, id: string): Promise<void> {
+    await this.entities.delete(kvKey(realmId, entity, id));
+  }
+
+  async get(realmId: string, entity: string, id: string): Promise<QboObject | undefined> {
+    const entry = await this.entities.get(kvKey(realmId, entity, id));
+    return entry?.operation === "PUT" ? entry.json<QboObject>() : undefined;
+  }
+
+  /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
+  async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
+    const key = kvKey(realmId, entity);
+    for (;;) {
+      const current = await this.watermarks.get(key);
+      if (current?.operation === "PUT" && Date.parse(current.string()) >= Date.parse(occurredAt)) return;
+      try {
+        if (current) await this.watermarks.update(key, occurredAt, current.revision);
+        else await this.watermarks.create(key, occurredAt);
+        return;
+      } catch (err) {
+        if (!isRevisionConflict(err)) throw err;
+      }
+    }
+  }
+}
+
+/** Later LastUpdatedTime wins; QuickBooks times have one-second resolution, so a tie goes to the higher SyncToken. */
+export function isNewer(candidate: QboObject, stored: QboObject): boolean {
+  const time = (o: QboObject) =>
+    parseQboTimestamp(String((o.MetaData as { LastUpdatedTime?: unknown })?.LastUpdatedTime ?? ""));
+  const [a, b] = [time(candidate), time(stored)];
+  if (!Number.isNaN(a) && !Number.isNaN(b) && a !== b) return a > b;
+  return Number(candidate.SyncToken ?? 0) > Number(stored.SyncToken ?? 0);
+}

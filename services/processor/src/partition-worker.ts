@@ -1,0 +1,105 @@
+import { ChangeEvent, Consumers, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { DurableConsumer, type JsMsg, publishDurable } from "@qbo-webhooks/messaging";
+import { type BatchDeps, type Pending, processRealmBatch } from "./realm-batch.js";
+
+/** The most events of one realm handled in one batch. */
+const MAX_BATCH = 500;
+
+interface RealmQueue {
+  pending: Pending[];
+  timer: NodeJS.Timeout | undefined;
+  running: Promise<void> | undefined;
+}
+
+/**
+ * Consumes one partition while this replica holds its lease. Realms run concurrently; each
+ * realm's events run strictly one batch after another, and events arriving within `coalesceMs`
+ * of each other share a batch (and its QuickBooks calls).
+ */
+export class PartitionWorker {
+  readonly #realms = new Map<string, RealmQueue>();
+  #consumer: DurableConsumer | undefined;
+  #stopping = false;
+
+  private constructor(
+    readonly partition: number,
+    private readonly deps: Omit<BatchDeps, "stillOwner"> & {
+      coalesceMs: number;
+      stillOwner: (partition: number) => boolean;
+    },
+  ) {}
+
+  static async start(partition: number, deps: PartitionWorker["deps"]): Promise<PartitionWorker> {
+    const worker = new PartitionWorker(partition, deps);
+    worker.#consumer = await DurableConsumer.start(deps.client, {
+      stream: Streams.events.name,
+      durable: Consumers.processor(partition),
+      filterSubjects: [Subjects.eventsOfPartition(partition)],
+      ackWaitMs: 60_000,
+      batch: 256,
+      logger: deps.logger,
+      handle: (msg) => worker.#accept(msg),
+    });
+    return worker;
+  }
+
+  /** Stops pulling, finishes the batches under way, and hands queued events back to JetStream. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#consumer?.stop();
+    for (const queue of this.#realms.values()) {
+      clearTimeout(queue.timer);
+      await queue.running;
+      for (const { msg } of queue.pending.splice(0)) msg.nak();
+    }
+  }
+
+  async #accept(msg: JsMsg): Promise<void> {
+    const parsed = ChangeEvent.safeParse(msg.json());
+    if (!parsed.success) {
+      await publishDurable(this.deps.client, Subjects.dlq("processor"), msg.data, {
+        msgId: `processor-invalid-${msg.seq}`,
+        timeoutMs: 5000,
+        headers: { [Headers.dlqStage]: "processor", [Headers.dlqReason]: "not a ChangeEvent" },
+      });
+      this.deps.metrics.events.inc({ result: "dead_lettered" });
+      msg.term("not a ChangeEvent");
+      return;
+    }
+    if (this.#stopping) {
+      msg.nak();
+      return;
+    }
+    const realmId = parsed.data.realmId;
+    const queue = this.#realms.get(realmId) ?? { pending: [], timer: undefined, running: undefined };
+    this.#realms.set(realmId, queue);
+    queue.pending.push({ event: parsed.data, msg });
+    this.#schedule(realmId, queue);
+  }
+
+  #schedule(realmId: string, queue: RealmQueue): void {
+    if (queue.timer || queue.running || queue.pending.length === 0 || this.#stopping) return;
+    queue.timer = setTimeout(() => {
+      queue.timer = undefined;
+      queue.running = this.#run(realmId, queue).finally(() => {
+        queue.running = undefined;
+        if (queue.pending.length === 0) this.#realms.delete(realmId);
+        else this.#schedule(realmId, queue);
+      });
+    }, this.deps.coalesceMs);
+  }
+
+  async #run(realmId: string, queue: RealmQueue): Promise<void> {
+    const batch = queue.pending.splice(0, MAX_BATCH);
+    try {
+      await processRealmBatch({ ...this.deps, stillOwner: () => this.deps.stillOwner(this.partition) }, realmId, batch);
+    } catch (err) {
+      // NATS or KV trouble: JetStream redelivers whatever was not acked.
+      this.deps.logger.error(
+        { err, realmId, partition: this.partition },
+        "realm batch failed; events will be redelivered",
+      );
+      for (const { msg } of batch) msg.nak(1000);
+    }
+  }
+}

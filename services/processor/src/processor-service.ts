@@ -1,0 +1,99 @@
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { Buckets, Streams } from "@qbo-webhooks/contracts";
+import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
+import { KvTokenSource, QuickBooksClient, TokenCipher } from "@qbo-webhooks/quickbooks";
+import type { Registry } from "prom-client";
+import type { ProcessorConfig } from "./config.js";
+import { EntityStore } from "./entity-store.js";
+import { PartitionLeases } from "./partition-leases.js";
+import { PartitionWorker } from "./partition-worker.js";
+import { createProcessorMetrics } from "./processor-metrics.js";
+
+export interface ProcessorService {
+  readonly port: number;
+  readonly registry: Registry;
+  /** Partitions this replica holds now. */
+  owned(): number[];
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/** A processor replica: takes its share of the partitions and applies their events. */
+export async function startProcessor(config: ProcessorConfig, logger: Logger): Promise<ProcessorService> {
+  const registry = createMetricsRegistry("processor");
+  const metrics = createProcessorMetrics(registry);
+  const client = await NatsClient.connect({
+    servers: config.natsServers,
+    name: `qbo-webhooks-processor-${config.processorId}`,
+    logger,
+  });
+  let closing = false;
+  const isReady = () => !closing && client.connected;
+  const server = createOpsServer({ registry, isReady }).listen(config.httpPort);
+  await once(server, "listening");
+
+  const placement = { replicas: config.streamReplicas };
+  const declare = async () => {
+    for (const spec of [Streams.events, Streams.changes, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
+  };
+  await declare();
+  client.onReconnect(declare);
+  const bucket = (name: string) => openBucket(client, name, placement);
+  const tokens = new KvTokenSource(await bucket(Buckets.tokens), new TokenCipher(config.tokenKey), {
+    tokenUrl: config.tokenUrl,
+    clientId: config.clientId,
+    clientSecret: config.clientSecret,
+  });
+  const quickbooks = new QuickBooksClient({ baseUrl: config.apiBaseUrl, tokens, logger, registry });
+  const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
+
+  const workers = new Map<number, PartitionWorker>();
+  const leases: PartitionLeases = new PartitionLeases(
+    await bucket(Buckets.leases),
+    { owner: config.processorId, partitions: config.partitions, ttlMs: config.leaseTtlMs, logger },
+    {
+      acquired: async (partition) => {
+        workers.set(
+          partition,
+          await PartitionWorker.start(partition, {
+            client,
+            quickbooks,
+            store,
+            metrics,
+            logger,
+            maxAttempts: config.maxAttempts,
+            coalesceMs: config.coalesceMs,
+            stillOwner: (p) => leases.isValid(p),
+          }),
+        );
+        metrics.partitionsOwned.set(workers.size);
+      },
+      released: async (partition) => {
+        const worker = workers.get(partition);
+        workers.delete(partition);
+        metrics.partitionsOwned.set(workers.size);
+        await worker?.stop();
+      },
+    },
+  );
+  leases.start();
+  logger.info({ processorId: config.processorId, partitions: config.partitions }, "processor started");
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    registry,
+    owned: () => leases.owned(),
+    isReady,
+    close: async () => {
+      closing = true;
+      await leases.stop();
+      await client.drain();
+      const closed = once(server, "close");
+      server.close();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,144 @@
+import {
+  type AppliedChange,
+  type ChangeEvent,
+  type EntityName,
+  entityNameFromAnyCase,
+  Headers,
+  Subjects,
+} from "@qbo-webhooks/contracts";
+import { type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import type { Logger } from "@qbo-webhooks/observability";
+import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
+import type { EntityStore } from "./entity-store.js";
+import type { ProcessorMetrics } from "./processor-metrics.js";
+
+export interface Pending {
+  readonly event: ChangeEvent;
+  readonly msg: JsMsg;
+}
+
+export interface BatchDeps {
+  readonly client: NatsClient;
+  readonly quickbooks: QuickBooksClient;
+  readonly store: EntityStore;
+  readonly metrics: ProcessorMetrics;
+  readonly logger: Logger;
+  readonly maxAttempts: number;
+  /** Whether this replica still holds the partition: checked before every write. */
+  readonly stillOwner: () => boolean;
+}
+
+const PUBLISH_TIMEOUT_MS = 5000;
+const encoder = new TextEncoder();
+
+/**
+ * Applies one realm's events, oldest first: fetches every changed entity with as few calls as it
+ * can (one `Id IN` query per type for the whole batch; Delete needs none), stores what is newer
+ * than our copy, publishes each applied change, and acks each event once its outputs are stored.
+ */
+export async function processRealmBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
+  const ordered = [...batch].sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
+  let fetched: Map<EntityName, Map<string, QboObject>>;
+  try {
+    fetched = await fetchChanged(deps, realmId, ordered);
+  } catch (err) {
+    if (!(err instanceof QuickBooksError)) throw err;
+    await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
+    return;
+  }
+  for (const [i, pending] of ordered.entries()) {
+    if (!deps.stillOwner()) {
+      // The lease is gone or about to lapse: hand the rest back for the next holder.
+      for (const rest of ordered.slice(i)) rest.msg.nak();
+      return;
+    }
+    await apply(deps, pending, fetched);
+    pending.msg.ack();
+  }
+}
+
+async function fetchChanged(deps: BatchDeps, realmId: string, ordered: readonly Pending[]) {
+  const wanted = new Map<EntityName, Set<string>>();
+  for (const { event } of ordered) {
+    const entity = entityNameFromAnyCase(event.entity);
+    if (!entity || event.operation === "Delete") continue;
+    const ids = wanted.get(entity) ?? new Set<string>();
+    ids.add(event.id);
+    wanted.set(entity, ids);
+  }
+  const fetched = new Map<EntityName, Map<string, QboObject>>();
+  for (const [entity, ids] of wanted) fetched.set(entity, await deps.quickbooks.readMany(realmId, entity, [...ids]));
+  return fetched;
+}
+
+async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityName, Map<string, QboObject>>) {
+  const entity = entityNameFromAnyCase(event.entity);
+  if (!entity) {
+    deps.metrics.events.inc({ result: "failed" });
+    deps.logger.warn({ entity: event.entity }, "unknown entity type; event skipped");
+    return;
+  }
+  if (event.operation === "Delete") {
+    await deps.store.remove(event.realmId, entity, event.id);
+    await publishChange(deps, event, entity, event.id, undefined);
+    deps.metrics.events.inc({ result: "deleted" });
+  } else {
+    const data = fetched.get(entity)?.get(event.id);
+    // Gone by the time we asked: a Delete event for it follows, so nothing to apply now.
+    const applied = data !== undefined && (await deps.store.applyIfNewer(event.realmId, entity, data));
+    if (applied) await publishChange(deps, event, entity, event.id, data);
+    deps.metrics.events.inc({ result: applied ? "applied" : "stale" });
+    if (event.operation === "Merge" && event.deletedId) {
+      await deps.store.remove(event.realmId, entity, event.deletedId);
+      await publishChange(deps, event, entity, event.deletedId, undefined);
+    }
+  }
+  await deps.store.advanceWatermark(event.realmId, entity, event.occurredAt);
+  deps.metrics.freshness.observe(Math.max(0, (Date.now() - Date.parse(event.occurredAt)) / 1000));
+}
+
+async function publishChange(
+  deps: BatchDeps,
+  event: ChangeEvent,
+  entity: EntityName,
+  id: string,
+  data: QboObject | undefined,
+) {
+  const change: AppliedChange = {
+    realmId: event.realmId,
+    entity,
+    id,
+    operation: event.operation,
+    occurredAt: event.occurredAt,
+    appliedAt: new Date().toISOString(),
+    ...(data ? { data } : {}),
+  };
+  const version = data ? `v${String(data.SyncToken ?? "0")}` : `gone${Date.parse(event.occurredAt)}`;
+  await publishDurable(deps.client, Subjects.changes(event.realmId, entity), encoder.encode(JSON.stringify(change)), {
+    msgId: `${event.realmId}.${entity}.${id}.${version}`,
+    timeoutMs: PUBLISH_TIMEOUT_MS,
+  });
+}
+
+async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: QuickBooksError): Promise<void> {
+  const attempt = msg.info.deliveryCount;
+  if (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED")) {
+    deps.metrics.events.inc({ result: "failed" });
+    // A realm without valid tokens waits longer: reconnecting it takes a person.
+    const delay = err.code === "QBO_UNAUTHORIZED" ? 30_000 : Math.min(60_000, 1000 * 2 ** attempt);
+    msg.nak(delay);
+    return;
+  }
+  const reason = `${err.code}: ${err.message}`.replace(/[\r\n]+/g, " ").slice(0, 1024);
+  await publishDurable(deps.client, Subjects.dlq("processor"), msg.data, {
+    msgId: `processor-${event.eventId}-${msg.seq}`,
+    timeoutMs: PUBLISH_TIMEOUT_MS,
+    headers: { [Headers.dlqStage]: "processor", [Headers.dlqReason]: reason, "Qbo-Attempts": String(attempt) },
+  });
+  deps.metrics.events.inc({ result: "dead_lettered" });
+  deps.logger.error(
+    { realmId: event.realmId, eventId: event.eventId, reason, intuitTid: err.details.intuitTid },
+    "event dead-lettered",
+  );
+  msg.term(reason);
+}
