@@ -48,9 +48,14 @@ export class DurableConsumer {
     return consumer;
   }
 
-  /** Stops pulling and waits for the message in hand; unacked pulled messages are redelivered. */
+  /**
+   * Stops pulling and waits for the message in hand. Messages already pulled but not handled are
+   * handed back (nak) so another replica gets them now rather than after the ack wait.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
+    const deadline = performance.now() + 1000;
+    while (this.#messages && this.#messages.getPending() > 0 && performance.now() < deadline) await sleep(10);
     await this.#messages?.close();
     await this.#loop;
   }

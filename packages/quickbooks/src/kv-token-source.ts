@@ -14,6 +14,8 @@ export const StoredTokens = z.object({
   refreshExpiresAt: z.number(),
   /** While set and in the future, one process is refreshing; the others wait for its result. */
   refreshingUntil: z.number().optional(),
+  /** QuickBooks refused the refresh token (revoked or replaced): no call works until the realm reconnects. */
+  refusedAt: z.number().optional(),
 });
 export type StoredTokens = z.infer<typeof StoredTokens>;
 
@@ -50,12 +52,13 @@ export class KvTokenSource implements TokenSource {
   ) {}
 
   /** Stores tokens for a realm, e.g. after the authorization-code exchange. */
-  async save(realmId: string, tokens: Omit<StoredTokens, "refreshingUntil">): Promise<void> {
+  async save(realmId: string, tokens: Omit<StoredTokens, "refreshingUntil" | "refusedAt">): Promise<void> {
     await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(tokens)));
   }
 
   async accessToken(realmId: string): Promise<string> {
     const { tokens } = await this.#read(realmId);
+    if (tokens.refusedAt !== undefined) throw refused(realmId);
     if (tokens.accessExpiresAt - EARLY_MS > this.now()) return tokens.accessToken;
     return this.refresh(realmId, tokens.accessToken);
   }
@@ -67,6 +70,7 @@ export class KvTokenSource implements TokenSource {
   async refresh(realmId: string, rejected: string): Promise<string> {
     for (;;) {
       const { tokens, revision } = await this.#read(realmId);
+      if (tokens.refusedAt !== undefined) throw refused(realmId);
       if (tokens.accessToken !== rejected && tokens.accessExpiresAt - EARLY_MS > this.now()) return tokens.accessToken;
       if ((tokens.refreshingUntil ?? 0) > this.now()) {
         await sleep(200);
@@ -79,13 +83,22 @@ export class KvTokenSource implements TokenSource {
         if (isRevisionConflict(err)) continue; // someone else claimed it first
         throw err;
       }
-      const fresh = await this.#exchange(tokens.refreshToken);
+      let fresh: Omit<StoredTokens, "refreshingUntil" | "refusedAt">;
+      try {
+        fresh = await this.#exchange(tokens.refreshToken);
+      } catch (err) {
+        // Remember the refusal, so nobody presents the dead token again, and let go of the claim.
+        const { refreshingUntil: _claim, ...unclaimed } = tokens;
+        const value = err instanceof QuickBooksError ? { ...unclaimed, refusedAt: this.now() } : unclaimed;
+        await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(value)));
+        throw err;
+      }
       await this.save(realmId, fresh);
       return fresh.accessToken;
     }
   }
 
-  async #exchange(refreshToken: string): Promise<Omit<StoredTokens, "refreshingUntil">> {
+  async #exchange(refreshToken: string): Promise<Omit<StoredTokens, "refreshingUntil" | "refusedAt">> {
     const response = await fetch(this.oauth.tokenUrl, {
       method: "POST",
       headers: {
@@ -123,4 +136,11 @@ export class KvTokenSource implements TokenSource {
     }
     return { tokens: StoredTokens.parse(JSON.parse(this.cipher.decrypt(entry.string()))), revision: entry.revision };
   }
+}
+
+function refused(realmId: string): QuickBooksError {
+  return new QuickBooksError(
+    "QBO_UNAUTHORIZED",
+    `QuickBooks refused realm ${realmId}'s refresh token: connect the company again`,
+  );
 }

@@ -16,6 +16,9 @@ export const DEFAULT_RATE_LIMITS: RateLimits = { perMinute: 450, perSecond: 8, c
 interface RealmState {
   minute: number[];
   lastStart: number;
+  /** Calls a second allowed now: halved after each throttle, regained one a minute. */
+  perSecond: number;
+  throttledAt: number;
   inFlight: number;
   blockedUntil: number;
   /** Callers take turns per realm, so a waiting caller is not overtaken. */
@@ -49,10 +52,22 @@ export class RealmRateLimiter {
     };
   }
 
-  /** After a 429: no call to the realm until `ms` from now (QuickBooks asks for 60 s, QBO.md §6). */
+  /**
+   * After a 429: no call to the realm until `ms` from now (QuickBooks asks for 60 s, QBO.md §6),
+   * and half the rate after that, since the realm's real limit is lower than we assumed (other
+   * apps share it). The rate grows back by one call a second per quiet minute.
+   */
   holdBack(realmId: string, ms: number): void {
     const state = this.#state(realmId);
-    state.blockedUntil = Math.max(state.blockedUntil, performance.now() + ms);
+    const now = performance.now();
+    state.blockedUntil = Math.max(state.blockedUntil, now + ms);
+    state.perSecond = Math.max(1, Math.floor(this.#rate(state, now) / 2));
+    state.throttledAt = now;
+  }
+
+  #rate(state: RealmState, now: number): number {
+    const regained = Math.floor((now - state.throttledAt) / 60_000);
+    return Math.min(this.limits.perSecond, state.perSecond + regained);
   }
 
   async #waitForSlot(state: RealmState, signal?: AbortSignal): Promise<void> {
@@ -62,7 +77,7 @@ export class RealmRateLimiter {
       state.minute = state.minute.filter((t) => now - t < 60_000);
       // Calls are spaced evenly rather than sent in bursts of `perSecond`: QuickBooks' window sees
       // our calls shifted by network delay, so a burst at the edge of ours can land inside one of its.
-      let wait = Math.max(0, state.blockedUntil - now, state.lastStart + 1000 / this.limits.perSecond - now);
+      let wait = Math.max(0, state.blockedUntil - now, state.lastStart + 1000 / this.#rate(state, now) - now);
       const oldestMinute = state.minute[0];
       if (oldestMinute !== undefined && state.minute.length >= this.limits.perMinute) {
         wait = Math.max(wait, oldestMinute + 60_000 - now);
@@ -86,6 +101,8 @@ export class RealmRateLimiter {
       state = {
         minute: [],
         lastStart: Number.NEGATIVE_INFINITY,
+        perSecond: this.limits.perSecond,
+        throttledAt: Number.NEGATIVE_INFINITY,
         inFlight: 0,
         blockedUntil: 0,
         turn: Promise.resolve(),

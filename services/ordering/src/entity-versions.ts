@@ -16,10 +16,16 @@ interface Recorded {
 export class EntityVersions {
   constructor(private readonly kv: KV) {}
 
-  /** How `event` compares with what is recorded for its entity. */
+  /**
+   * How `event` compares with what is recorded for its entity. A Merge also deletes the
+   * merged-away entity, so it counts as newer when it is newer for either of the two: the
+   * surviving entity may have changed again since, and its later change says nothing of the merge.
+   */
   async judge(event: ChangeEvent): Promise<Verdict> {
-    const recorded = await this.#read(event.realmId, event.entity, event.id);
-    return verdict(event, recorded?.value);
+    const own = verdict(event, (await this.#read(event.realmId, event.entity, event.id))?.value);
+    if (own === "newer" || !event.deletedId) return own;
+    const mergedAway = verdict(event, (await this.#read(event.realmId, event.entity, event.deletedId))?.value);
+    return mergedAway === "newer" ? "newer" : own;
   }
 
   /**

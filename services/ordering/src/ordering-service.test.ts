@@ -166,6 +166,18 @@ describe("ordering service", () => {
     expect(events.map((e) => [e.event.id, e.event.operation, e.event.deletedId])).toEqual([["27", "Merge", "31"]]);
   });
 
+  it("ordering - a Merge still passes when the surviving entity changed again first, so the merged-away one is deleted", async () => {
+    await store([cloudEvent(realm, "27", "2026-11-01T12:05:00Z")]); // later update of the survivor arrives first
+    await store([
+      { ...cloudEvent(realm, "27", "2026-11-01T12:00:00Z", "qbo.customer.merged.v1"), data: { deletedid: "31" } },
+    ]);
+    await drained();
+    expect((await eventsOf(realm)).map((e) => [e.event.operation, e.event.deletedId])).toEqual([
+      ["Update", undefined],
+      ["Merge", "31"],
+    ]);
+  });
+
   it("ordering - a notification it cannot read is dead-lettered with its reason and does not block later ones", async () => {
     await store('{"events":["a future format"]}');
     await store([cloudEvent(realm, "1", "2026-11-02T10:00:00Z")]);

@@ -28,6 +28,10 @@ const ProcessorEnv = z.object({
   /** Events of one realm arriving this close together are fetched together. */
   COALESCE_MS: integer(0, 10_000, 200),
   MAX_ATTEMPTS: integer(1, 100, 5),
+  /** First retry delay of a failed batch; doubles per attempt. */
+  RETRY_BASE_MS: integer(10, 60_000, 1000),
+  /** How long a throttled realm waits; QuickBooks asks for 60 s (QBO.md §6). */
+  THROTTLE_WAIT_MS: integer(100, 600_000, 60_000),
   PROCESSOR_ID: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
@@ -46,6 +50,8 @@ export interface ProcessorConfig {
   readonly leaseTtlMs: number;
   readonly coalesceMs: number;
   readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly throttleWaitMs: number;
   readonly processorId: string;
   readonly streamReplicas: number;
   readonly shutdownDeadlineMs: number;
@@ -70,6 +76,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     leaseTtlMs: c.LEASE_TTL_MS,
     coalesceMs: c.COALESCE_MS,
     maxAttempts: c.MAX_ATTEMPTS,
+    retryBaseMs: c.RETRY_BASE_MS,
+    throttleWaitMs: c.THROTTLE_WAIT_MS,
     processorId: c.PROCESSOR_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}`,
     streamReplicas: c.NATS_STREAM_REPLICAS,
     shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,

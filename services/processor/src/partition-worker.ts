@@ -36,7 +36,7 @@ export class PartitionWorker {
       durable: Consumers.processor(partition),
       filterSubjects: [Subjects.eventsOfPartition(partition)],
       ackWaitMs: 60_000,
-      batch: 256,
+      batch: 64,
       logger: deps.logger,
       handle: (msg) => worker.#accept(msg),
     });

@@ -10,6 +10,7 @@ import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webh
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProcessorConfig } from "./config.js";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
+import type { ProcessorHooks } from "./realm-batch.js";
 
 const logger = createLogger({ service: "pipeline-test", level: (process.env.TEST_LOG_LEVEL ?? "silent") as "silent" });
 const TOKEN = "pipeline-verifier";
@@ -25,6 +26,22 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
   let entities: KV;
   const processors: ProcessorService[] = [];
   let realms: Company[];
+  /** Batches under way per realm, across every replica: never more than one. */
+  const running = new Map<string, number>();
+  let overlaps = 0;
+  const tracker: ProcessorHooks = {
+    batchStarted: (realmId) => {
+      const now = (running.get(realmId) ?? 0) + 1;
+      if (now > 1) overlaps++;
+      running.set(realmId, now);
+    },
+    batchEnded: (realmId) => running.set(realmId, (running.get(realmId) ?? 1) - 1),
+  };
+  const startReplica = async (id: string) => {
+    const processor = await startProcessor(processorConfig(id), logger, tracker);
+    processors.push(processor);
+    return processor;
+  };
 
   const processorConfig = (id: string): ProcessorConfig => ({
     natsServers: [nats.url],
@@ -37,7 +54,9 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     tokenKey: KEY,
     leaseTtlMs: 3000,
     coalesceMs: 100,
-    maxAttempts: 5,
+    maxAttempts: 6,
+    retryBaseMs: 50,
+    throttleWaitMs: 500,
     processorId: id,
     streamReplicas: 1,
     shutdownDeadlineMs: 8000,
@@ -136,8 +155,18 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     return result;
   }
 
+  async function trafficThenExactCopy(changes: number, seed: number, timeout = 30_000) {
+    const traffic = new TrafficGenerator({ realms, ratePerSecond: 0, random: seededRandom(seed), burstProbability: 0 });
+    for (let round = 0; round < changes / 30; round++) {
+      traffic.step(30);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const expected = truth();
+    await expect.poll(copy, { timeout, interval: 500 }).toEqual(expected);
+  }
+
   it("pipeline - duplicated, reordered and delayed webhooks end as an exact copy of QuickBooks", async () => {
-    processors.push(await startProcessor(processorConfig("p1"), logger));
+    await startReplica("p1");
     sandbox.setWebhookFaults("app", [
       { kind: "duplicate", percent: 20 },
       { kind: "reorder", percent: 10 },
@@ -169,12 +198,56 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
   });
 
   it("pipeline - a second processor takes half the partitions, and all of them back when the first stops", async () => {
-    processors.push(await startProcessor(processorConfig("p2"), logger));
+    await startReplica("p2");
     const [first, second] = processors as [ProcessorService, ProcessorService];
     await expect.poll(() => [first.owned().length, second.owned().length], { timeout: 15_000 }).toEqual([4, 4]);
     expect(new Set([...first.owned(), ...second.owned()]).size).toBe(PARTITIONS);
     await first.close();
     processors.shift();
     await expect.poll(() => second.owned().length, { timeout: 15_000 }).toBe(PARTITIONS);
+  });
+
+  it("pipeline - three replicas share the realms and never process one realm at once", async () => {
+    await startReplica("p3");
+    await startReplica("p4");
+    await expect.poll(() => processors.map((p) => p.owned().length).sort(), { timeout: 15_000 }).toEqual([2, 3, 3]);
+    await trafficThenExactCopy(300, 5);
+    expect(overlaps).toBe(0);
+  });
+
+  it("pipeline - a 429 storm and 5xx bursts slow it down but lose nothing (QBO.md §6, §8)", {
+    timeout: 90_000,
+  }, async () => {
+    sandbox.setApiBehaviour({ requestsPerSecond: 3, serverErrors: [{ status: 503, percent: 20 }] });
+    try {
+      await trafficThenExactCopy(150, 6, 60_000);
+      const stats = sandbox.apiStats();
+      expect(Object.values(stats.throttled).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      expect(Object.values(stats.serverErrors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    } finally {
+      sandbox.setApiBehaviour({});
+    }
+  });
+
+  it("pipeline - a revoked realm's events are dead-lettered with the reason; the others go on", {
+    timeout: 60_000,
+  }, async () => {
+    const [open, , revoked] = realms as [Company, Company, Company];
+    // Tokens dead, webhooks still flowing: e.g. a refresh token left unused past its 100 days.
+    sandbox.oauth.revokeCompany("app", revoked.realmId);
+    revoked.create("Customer");
+    const kept = open.create("Vendor");
+    await expect.poll(async () => (await copy())[open.realmId]?.[`Vendor/${kept.Id}`], { timeout: 20_000 }).toBe("0");
+    await expect
+      .poll(
+        async () =>
+          (
+            await reader.jsm.streams
+              .getMessage(Streams.dlq.name, { last_by_subj: "qbo.dlq.processor" })
+              .catch(() => null)
+          )?.header.get("Qbo-Dlq-Reason"),
+        { timeout: 40_000 },
+      )
+      .toMatch(/QBO_UNAUTHORIZED/);
   });
 });

@@ -10,6 +10,7 @@ import { EntityStore } from "./entity-store.js";
 import { PartitionLeases } from "./partition-leases.js";
 import { PartitionWorker } from "./partition-worker.js";
 import { createProcessorMetrics } from "./processor-metrics.js";
+import type { ProcessorHooks } from "./realm-batch.js";
 
 export interface ProcessorService {
   readonly port: number;
@@ -21,7 +22,11 @@ export interface ProcessorService {
 }
 
 /** A processor replica: takes its share of the partitions and applies their events. */
-export async function startProcessor(config: ProcessorConfig, logger: Logger): Promise<ProcessorService> {
+export async function startProcessor(
+  config: ProcessorConfig,
+  logger: Logger,
+  hooks?: ProcessorHooks,
+): Promise<ProcessorService> {
   const registry = createMetricsRegistry("processor");
   const metrics = createProcessorMetrics(registry);
   const client = await NatsClient.connect({
@@ -46,7 +51,13 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
     clientId: config.clientId,
     clientSecret: config.clientSecret,
   });
-  const quickbooks = new QuickBooksClient({ baseUrl: config.apiBaseUrl, tokens, logger, registry });
+  const quickbooks = new QuickBooksClient({
+    baseUrl: config.apiBaseUrl,
+    tokens,
+    logger,
+    registry,
+    throttleWaitMs: config.throttleWaitMs,
+  });
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
 
   const workers = new Map<number, PartitionWorker>();
@@ -64,7 +75,9 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
             metrics,
             logger,
             maxAttempts: config.maxAttempts,
+            retryBaseMs: config.retryBaseMs,
             coalesceMs: config.coalesceMs,
+            ...(hooks ? { hooks } : {}),
             stillOwner: (p) => leases.isValid(p),
           }),
         );

@@ -24,6 +24,9 @@ export interface BatchDeps {
   readonly metrics: ProcessorMetrics;
   readonly logger: Logger;
   readonly maxAttempts: number;
+  /** First retry delay; doubles per attempt. A realm without valid tokens waits 30 times longer. */
+  readonly retryBaseMs: number;
+  readonly hooks?: ProcessorHooks;
   /** Whether this replica still holds the partition: checked before every write. */
   readonly stillOwner: () => boolean;
 }
@@ -37,6 +40,24 @@ const encoder = new TextEncoder();
  * than our copy, publishes each applied change, and acks each event once its outputs are stored.
  */
 export async function processRealmBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
+  deps.hooks?.batchStarted(realmId);
+  try {
+    await applyBatch(deps, realmId, batch);
+  } finally {
+    deps.hooks?.batchEnded(realmId);
+  }
+}
+
+/**
+ * Seen from outside: a batch of a realm starting and ending. Tests use it to prove that no realm
+ * is ever processed by two replicas at once.
+ */
+export interface ProcessorHooks {
+  batchStarted(realmId: string): void;
+  batchEnded(realmId: string): void;
+}
+
+async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   const ordered = [...batch].sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
   let fetched: Map<EntityName, Map<string, QboObject>>;
   try {
@@ -122,10 +143,16 @@ async function publishChange(
 
 async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: QuickBooksError): Promise<void> {
   const attempt = msg.info.deliveryCount;
-  if (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED")) {
+  // Throttling is QuickBooks asking us to wait, never a reason to give an event up.
+  const worthRetrying =
+    err.code === "QBO_THROTTLED" || (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED"));
+  if (worthRetrying) {
     deps.metrics.events.inc({ result: "failed" });
     // A realm without valid tokens waits longer: reconnecting it takes a person.
-    const delay = err.code === "QBO_UNAUTHORIZED" ? 30_000 : Math.min(60_000, 1000 * 2 ** attempt);
+    const delay =
+      err.code === "QBO_UNAUTHORIZED"
+        ? 30 * deps.retryBaseMs
+        : Math.min(60 * deps.retryBaseMs, deps.retryBaseMs * 2 ** attempt);
     msg.nak(delay);
     return;
   }

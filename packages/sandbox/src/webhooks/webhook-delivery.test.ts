@@ -309,6 +309,16 @@ describe("webhooks: faults", () => {
     expect(receiver.received.map((r) => eventIds(r.body)[0]?.split("/")[1])).toEqual(["Vendor", "Customer"]);
   });
 
+  it("webhooks - reorder sends a held notification late when nothing follows it", async () => {
+    const { receiver, company, webhooks, step } = await setup();
+    webhooks.setFaults([{ kind: "reorder", count: 1 }]);
+    company.create("Customer");
+    await step();
+    expect(receiver.received).toHaveLength(0);
+    await step(10_000);
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it("webhooks - delay holds a notification back so later ones overtake it (QBO.md §3: trust the timestamp)", async () => {
     const { receiver, company, webhooks, step } = await setup();
     webhooks.setFaults([{ kind: "delay", count: 1, delayMs: 5 * MINUTE }]);

@@ -10,6 +10,9 @@ import { FaultPlan, type WebhookFault } from "./webhook-faults.js";
 
 export type NotificationState = "held" | "queued" | "retrying" | "delivered" | "dropped";
 
+/** How long (sandbox time) the reorder fault waits for a notification to swap with. */
+const REORDER_HOLD_MS = 10_000;
+
 /** History kept per app; older settled entries are forgotten so a long demo run stays small. */
 const HISTORY_LIMIT = 50_000;
 
@@ -179,6 +182,12 @@ export class WebhookSender {
     }
     if (!this.#reorderHeld && this.#faults.applies("reorder")) {
       this.#reorderHeld = notification;
+      // With nothing after it to swap with, it goes out late rather than never.
+      this.clock.after(REORDER_HOLD_MS, () => {
+        if (this.#reorderHeld !== notification) return;
+        this.#reorderHeld = undefined;
+        this.#enqueue(notification);
+      });
       return;
     }
     this.#enqueue(notification);
