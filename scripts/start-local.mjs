@@ -1,8 +1,9 @@
-// `npm start`: runs the pipeline locally: nats-server, the ingress, and the QuickBooks sandbox
-// sending its traffic's webhooks to the ingress, with their logs on this terminal, until Ctrl-C.
-// Later issues add the other services here.
+// `npm start`: runs the pipeline locally, with the services' logs on this terminal, until Ctrl-C:
+// nats-server; the QuickBooks sandbox making changes and sending their webhooks to the ingress;
+// ordering; and PROCESSORS processor replicas applying the changes from the sandbox's API.
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +15,8 @@ const httpPort = process.env.HTTP_PORT ?? "8080";
 const verifierTokens = process.env.QBO_VERIFIER_TOKENS ?? "local-verifier-token";
 const sandboxPort = process.env.SANDBOX_PORT ?? "8090";
 const trafficRate = process.env.SANDBOX_TRAFFIC_RATE ?? "2";
+const processors = Number(process.env.PROCESSORS ?? 2);
+const partitions = process.env.PARTITIONS ?? "16";
 
 const children = [];
 function run(name, command, args, env = {}) {
@@ -58,6 +61,9 @@ process.on("SIGTERM", () => void stop(0));
 
 if (!process.env.NATS_URL) {
   mkdirSync(join(root, ".data"), { recursive: true });
+  // The sandbox keeps its companies in memory, so yesterday's events would name entities it no
+  // longer has: every run starts from an empty store.
+  rmSync(join(root, ".data", "jetstream"), { recursive: true, force: true });
   run("nats", join(root, ".tools", "bin", "nats-server"), ["-c", natsConfig, "-p", String(natsPort)]);
 }
 run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "main.js")], {
@@ -72,6 +78,81 @@ run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "mai
   SANDBOX_TRAFFIC_RATE: trafficRate,
 });
 
+// A local key for the tokens at rest, kept across runs in .data.
+mkdirSync(join(root, ".data"), { recursive: true });
+const keyFile = join(root, ".data", "token-encryption-key");
+if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+const tokenKey = process.env.TOKEN_ENCRYPTION_KEY ?? readFileSync(keyFile, "utf8").trim();
+const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+await connectSandboxCompanies();
+
+const pipelineEnv = { NATS_URL: natsUrl, PARTITIONS: partitions };
+run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
+  ...pipelineEnv,
+  HTTP_PORT: "8081",
+});
+for (let i = 0; i < processors; i++) {
+  run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "main.js")], {
+    ...pipelineEnv,
+    HTTP_PORT: String(8082 + i),
+    PROCESSOR_ID: `local-${i + 1}`,
+    QBO_API_BASE_URL: sandboxUrl,
+    QBO_CLIENT_ID: "local-client-id",
+    QBO_CLIENT_SECRET: "local-client-secret",
+    TOKEN_ENCRYPTION_KEY: tokenKey,
+  });
+}
+
+/**
+ * Stands in for the OAuth connect flow (the reconciler's job, to come): takes tokens for every
+ * sandbox company and stores them, encrypted, where the processors read them.
+ */
+async function connectSandboxCompanies() {
+  const { NatsClient, openBucket } = await import("@qbo-webhooks/messaging");
+  const { KvTokenSource, TokenCipher } = await import("@qbo-webhooks/quickbooks");
+  const { createLogger } = await import("@qbo-webhooks/observability");
+  let companies;
+  for (let attempt = 0; attempt < 100 && !companies; attempt++) {
+    companies = await fetch(`${sandboxUrl}/_sandbox/companies`).then(
+      (r) => r.json(),
+      () => undefined,
+    );
+    if (!companies) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (!companies) throw new Error("the sandbox did not start");
+  const client = await NatsClient.connect({
+    servers: [natsUrl],
+    name: "npm-start",
+    logger: createLogger({ service: "npm-start", level: "warn" }),
+  });
+  const tokens = new KvTokenSource(
+    await openBucket(client, "qbo-tokens", { replicas: 1 }),
+    new TokenCipher(Buffer.from(tokenKey, "base64")),
+    {
+      tokenUrl: `${sandboxUrl}/oauth2/v1/tokens/bearer`,
+      clientId: "local-client-id",
+      clientSecret: "local-client-secret",
+    },
+  );
+  for (const { realmId } of companies) {
+    const set = await (
+      await fetch(`${sandboxUrl}/_sandbox/apps/local-app/connections`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ realmId }),
+      })
+    ).json();
+    const now = Date.now();
+    await tokens.save(realmId, {
+      accessToken: set.access_token,
+      refreshToken: set.refresh_token,
+      accessExpiresAt: now + set.expires_in * 1000,
+      refreshExpiresAt: now + set.x_refresh_token_expires_in * 1000,
+    });
+  }
+  await client.drain();
+}
+
 console.log(`
 qbo-webhooks is running locally (Ctrl-C stops it):
   webhook endpoint  POST http://127.0.0.1:${httpPort}/webhooks/quickbooks   (verifier token: ${
@@ -81,7 +162,10 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   NATS              ${natsUrl}   (monitoring: http://127.0.0.1:8222/jsz)
   QuickBooks sandbox http://127.0.0.1:${sandboxPort}   (${trafficRate} changes/s; control API under /_sandbox)
 
-Watch notifications arrive: curl -s http://127.0.0.1:${httpPort}/metrics | grep qbo_webhook_requests_total
+  ordering / processors     metrics on http://127.0.0.1:8081/metrics, :8082/metrics …  (${processors} processor replicas, ${partitions} partitions)
+
+Follow the change feed:     npm run tail
+Notifications received:     curl -s http://127.0.0.1:${httpPort}/metrics | grep qbo_webhook_requests_total
 Sandbox deliveries:         curl -s http://127.0.0.1:${sandboxPort}/_sandbox/apps/local-app/deliveries | head -c 600
 
 Send a signed test notification from another terminal:

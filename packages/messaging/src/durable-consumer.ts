@@ -54,7 +54,7 @@ export class DurableConsumer {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    const deadline = performance.now() + 1000;
+    const deadline = performance.now() + 200;
     while (this.#messages && this.#messages.getPending() > 0 && performance.now() < deadline) await sleep(10);
     await this.#messages?.close();
     await this.#loop;

@@ -70,7 +70,7 @@ export class PartitionLeases {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#beat;
-    for (const partition of this.owned()) await this.#release(partition);
+    await Promise.all(this.owned().map((partition) => this.#release(partition)));
     await this.kv.delete(`member.${this.options.owner}`).catch(() => undefined); // best effort: it lapses anyway
   }
 

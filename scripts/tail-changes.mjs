@@ -1,0 +1,26 @@
+// `npm run tail`: prints the change feed (stream QBO_CHANGES) as it arrives, one line per change.
+// Usage: npm run tail -- [--all] [--realm ID]   (NATS_URL as for the services)
+import { parseArgs } from "node:util";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+
+const { values } = parseArgs({ options: { all: { type: "boolean", default: false }, realm: { type: "string" } } });
+const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222" }).catch((err) => {
+  console.error(`cannot reach NATS: ${err.message}. Is \`npm start\` running?`);
+  process.exit(1);
+});
+const js = jetstream(nc);
+const consumer = await js.consumers.get("QBO_CHANGES", {
+  filter_subjects: [values.realm ? `qbo.changes.${values.realm}.*` : "qbo.changes.>"],
+  deliver_policy: values.all ? DeliverPolicy.All : DeliverPolicy.New,
+});
+console.log(`following QBO_CHANGES${values.realm ? ` for realm ${values.realm}` : ""} (Ctrl-C stops)`);
+process.on("SIGINT", () => void nc.close().then(() => process.exit(0)));
+for await (const msg of await consumer.consume()) {
+  const change = msg.json();
+  const what = change.data ? `SyncToken ${change.data.SyncToken}` : "gone";
+  const lag = ((Date.parse(change.appliedAt) - Date.parse(change.occurredAt)) / 1000).toFixed(2);
+  console.log(
+    `${change.occurredAt}  realm ${change.realmId}  ${change.operation.padEnd(7)} ${change.entity} ${change.id}  ${what}  (+${lag}s)`,
+  );
+}
