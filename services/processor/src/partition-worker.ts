@@ -4,9 +4,16 @@ import { type BatchDeps, type Pending, processRealmBatch } from "./realm-batch.j
 
 /** The most events of one realm handled in one batch. */
 const MAX_BATCH = 500;
+/**
+ * Short, so a crashed replica's unacked events reach the next holder within seconds; events
+ * waiting or in work here are kept alive with `working()` meanwhile.
+ */
+const ACK_WAIT_MS = 15_000;
 
 interface RealmQueue {
   pending: Pending[];
+  /** The batch being applied now. */
+  inWork: readonly Pending[];
   timer: NodeJS.Timeout | undefined;
   running: Promise<void> | undefined;
 }
@@ -20,6 +27,9 @@ export class PartitionWorker {
   readonly #realms = new Map<string, RealmQueue>();
   #consumer: DurableConsumer | undefined;
   #stopping = false;
+  readonly #keepAlive = setInterval(() => {
+    for (const queue of this.#realms.values()) for (const { msg } of [...queue.pending, ...queue.inWork]) msg.working();
+  }, ACK_WAIT_MS / 3).unref();
 
   private constructor(
     readonly partition: number,
@@ -35,7 +45,7 @@ export class PartitionWorker {
       stream: Streams.events.name,
       durable: Consumers.processor(partition),
       filterSubjects: [Subjects.eventsOfPartition(partition)],
-      ackWaitMs: 60_000,
+      ackWaitMs: ACK_WAIT_MS,
       batch: 64,
       logger: deps.logger,
       handle: (msg) => worker.#accept(msg),
@@ -46,6 +56,7 @@ export class PartitionWorker {
   /** Stops pulling, finishes the batches under way, and hands queued events back to JetStream. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#keepAlive);
     await this.#consumer?.stop();
     for (const queue of this.#realms.values()) {
       clearTimeout(queue.timer);
@@ -71,7 +82,7 @@ export class PartitionWorker {
       return;
     }
     const realmId = parsed.data.realmId;
-    const queue = this.#realms.get(realmId) ?? { pending: [], timer: undefined, running: undefined };
+    const queue = this.#realms.get(realmId) ?? { pending: [], inWork: [], timer: undefined, running: undefined };
     this.#realms.set(realmId, queue);
     queue.pending.push({ event: parsed.data, msg });
     this.#schedule(realmId, queue);
@@ -91,6 +102,7 @@ export class PartitionWorker {
 
   async #run(realmId: string, queue: RealmQueue): Promise<void> {
     const batch = queue.pending.splice(0, MAX_BATCH);
+    queue.inWork = batch;
     try {
       await processRealmBatch({ ...this.deps, stillOwner: () => this.deps.stillOwner(this.partition) }, realmId, batch);
     } catch (err) {
@@ -100,6 +112,8 @@ export class PartitionWorker {
         "realm batch failed; events will be redelivered",
       );
       for (const { msg } of batch) msg.nak(1000);
+    } finally {
+      queue.inWork = [];
     }
   }
 }

@@ -1,0 +1,196 @@
+import { randomBytes } from "node:crypto";
+import { type AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
+import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
+import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { createLogger } from "@qbo-webhooks/observability";
+import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/service";
+import { KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
+import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
+import type { ProcessorConfig } from "./config.js";
+
+export const logger = createLogger({
+  service: "pipeline-test",
+  level: (process.env.TEST_LOG_LEVEL ?? "silent") as "silent",
+});
+const TOKEN = "pipeline-verifier";
+export const PARTITIONS = 8;
+
+/**
+ * The pipeline around the processor for end-to-end tests: a real nats-server, the sandbox with
+ * three connected companies (tokens stored as the reconciler will), the ingress and ordering.
+ */
+export async function startPipeline() {
+  const key = randomBytes(32);
+  const nats = await NatsServerProcess.start();
+  const reader = await NatsClient.connect({ servers: [nats.url], name: "reader", logger });
+  const sandbox = await Sandbox.start({ seed: 21 });
+  const ingress: IngressService = await startIngress(
+    {
+      natsServers: [nats.url],
+      httpPort: 0,
+      verifierTokens: [TOKEN],
+      maxBodyBytes: 4 * 1024 * 1024,
+      publishTimeoutMs: 2000,
+      streamReplicas: 1,
+      shutdownDeadlineMs: 8000,
+      logLevel: "silent",
+      exportTraces: false,
+    },
+    logger,
+  );
+  await ingress.ready;
+  const ordering: OrderingService = await startOrdering(
+    {
+      natsServers: [nats.url],
+      httpPort: 0,
+      partitions: PARTITIONS,
+      maxAttempts: 5,
+      streamReplicas: 1,
+      shutdownDeadlineMs: 8000,
+      logLevel: "silent",
+      exportTraces: false,
+    },
+    logger,
+  );
+  sandbox.registerApp({
+    appId: "app",
+    clientId: "client",
+    clientSecret: "secret",
+    verifierToken: TOKEN,
+    endpointUrl: `http://127.0.0.1:${ingress.port}/webhooks/quickbooks`,
+  });
+  const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas: 1 }), new TokenCipher(key), {
+    tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+    clientId: "client",
+    clientSecret: "secret",
+  });
+  const realms: Company[] = [sandbox.createCompany(), sandbox.createCompany(), sandbox.createCompany()];
+  for (const company of realms) {
+    const set = sandbox.connect("app", company.realmId);
+    await tokens.save(company.realmId, {
+      accessToken: set.access_token,
+      refreshToken: set.refresh_token,
+      accessExpiresAt: sandbox.clock.now() + set.expires_in * 1000,
+      refreshExpiresAt: sandbox.clock.now() + set.x_refresh_token_expires_in * 1000,
+    });
+  }
+  const entities: KV = await openBucket(reader, Buckets.entities, { replicas: 1 });
+
+  /** Our copy, as realm → "Entity/id" → SyncToken. */
+  const copy = async (): Promise<Record<string, Record<string, string>>> => {
+    const result: Record<string, Record<string, string>> = {};
+    for await (const entryKey of await entities.keys()) {
+      const entry = await entities.get(entryKey);
+      if (entry?.operation !== "PUT") continue;
+      const [realmId = "", entity = ""] = entryKey.split(".");
+      const data = entry.json<{ Id: string; SyncToken: string }>();
+      result[realmId] = { ...result[realmId], [`${entity}/${data.Id}`]: data.SyncToken };
+    }
+    return result;
+  };
+
+  /** QuickBooks' ground truth in the same shape. */
+  const truth = (): Record<string, Record<string, string>> => {
+    const result: Record<string, Record<string, string>> = {};
+    for (const company of realms) {
+      const entries: Record<string, string> = {};
+      for (const [entity, byId] of Object.entries(company.snapshot())) {
+        for (const [id, data] of Object.entries(byId ?? {})) entries[`${entity}/${id}`] = data.SyncToken;
+      }
+      if (Object.keys(entries).length) result[company.realmId] = entries;
+    }
+    return result;
+  };
+
+  /** Makes `changes` changes in rounds of 30 (each round one or more notifications). */
+  const traffic = async (changes: number, seed: number) => {
+    const generator = new TrafficGenerator({
+      realms,
+      ratePerSecond: 0,
+      random: seededRandom(seed),
+      burstProbability: 0,
+    });
+    for (let round = 0; round < changes / 30; round++) {
+      generator.step(30);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  const processorConfig = (id: string): ProcessorConfig => ({
+    natsServers: [nats.url],
+    httpPort: 0,
+    partitions: PARTITIONS,
+    apiBaseUrl: sandbox.url,
+    tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+    clientId: "client",
+    clientSecret: "secret",
+    tokenKey: key,
+    leaseTtlMs: 3000,
+    coalesceMs: 100,
+    maxAttempts: 6,
+    retryBaseMs: 50,
+    throttleWaitMs: 500,
+    processorId: id,
+    streamReplicas: 1,
+    shutdownDeadlineMs: 8000,
+    logLevel: "silent",
+    exportTraces: false,
+  });
+
+  /** The same configuration as environment variables, for a processor process. */
+  const processorEnv = (id: string): Record<string, string> => ({
+    NATS_URL: nats.url,
+    HTTP_PORT: "0",
+    PARTITIONS: String(PARTITIONS),
+    QBO_API_BASE_URL: sandbox.url,
+    QBO_CLIENT_ID: "client",
+    QBO_CLIENT_SECRET: "secret",
+    TOKEN_ENCRYPTION_KEY: key.toString("base64"),
+    LEASE_TTL_MS: "3000",
+    COALESCE_MS: "100",
+    RETRY_BASE_MS: "50",
+    THROTTLE_WAIT_MS: "500",
+    PROCESSOR_ID: id,
+    LOG_LEVEL: "warn",
+  });
+
+  /** Per entity, the SyncTokens QBO_CHANGES holds, in stream order. */
+  const changeHistories = async (): Promise<Map<string, number[]>> => {
+    const info = await reader.jsm.streams.info(Streams.changes.name);
+    const histories = new Map<string, number[]>();
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const change = (await reader.jsm.streams.getMessage(Streams.changes.name, { seq }))?.json<AppliedChange>();
+      if (!change?.data) continue;
+      const key = `${change.realmId}/${change.entity}/${change.id}`;
+      histories.set(key, [...(histories.get(key) ?? []), Number(change.data.SyncToken)]);
+    }
+    return histories;
+  };
+
+  const close = async () => {
+    await ordering.close();
+    await ingress.close();
+    await sandbox.close();
+    await reader.drain();
+    await nats.dispose();
+  };
+
+  return {
+    nats,
+    reader,
+    sandbox,
+    ingress,
+    ordering,
+    realms,
+    copy,
+    truth,
+    traffic,
+    changeHistories,
+    processorConfig,
+    processorEnv,
+    close,
+  };
+}
+
+export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
