@@ -1,0 +1,2 @@
+export type { DeadLetter } from "./dead-letters.js";
+export { listDeadLetters, readDeadLetter, replayDeadLetter } from "./dead-letters.js";
