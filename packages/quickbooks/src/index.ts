@@ -1,7 +1,13 @@
 export type { OAuthEndpoint } from "./kv-token-source.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
-export type { ApiOperation, QboObject, QuickBooksClientOptions, TokenSource } from "./quickbooks-client.js";
-export { IDS_PER_QUERY, MINOR_VERSION, QuickBooksClient } from "./quickbooks-client.js";
+export type {
+  ApiOperation,
+  ChangedSince,
+  QboObject,
+  QuickBooksClientOptions,
+  TokenSource,
+} from "./quickbooks-client.js";
+export { CDC_MAX_OBJECTS, IDS_PER_QUERY, MINOR_VERSION, QuickBooksClient } from "./quickbooks-client.js";
 export type { QuickBooksErrorCode } from "./quickbooks-error.js";
 export { QuickBooksError } from "./quickbooks-error.js";
 export { readFault } from "./read-fault.js";

@@ -40,6 +40,16 @@ export const IDS_PER_QUERY = 100;
 
 export type QboObject = Record<string, unknown> & { Id: string };
 
+/** CDC answers at most 1,000 objects across all entities (QBO.md §4). */
+export const CDC_MAX_OBJECTS = 1000;
+
+export interface ChangedSince {
+  readonly changed: Map<EntityName, Map<string, QboObject>>;
+  readonly deleted: Map<EntityName, Set<string>>;
+  /** False when the cap was reached: objects may be missing. */
+  readonly complete: boolean;
+}
+
 /**
  * The QuickBooks Online Accounting API: every call waits for the realm's rate limit, carries
  * `minorversion`, refreshes the token once on 401, waits out throttling, retries server errors,
@@ -106,6 +116,38 @@ export class QuickBooksClient {
       for (const row of rows) found.set(row.Id, row);
     }
     return found;
+  }
+
+  /**
+   * Change Data Capture (QBO.md §4): every object of the given types changed since `since`, and
+   * the ids of those deleted. `complete` is false when QuickBooks' 1,000-object cap was reached.
+   */
+  async changedSince(
+    realmId: string,
+    entities: readonly EntityName[],
+    since: Date,
+    signal?: AbortSignal,
+  ): Promise<ChangedSince> {
+    const query = `?entities=${entities.join(",")}&changedSince=${encodeURIComponent(since.toISOString())}`;
+    const body = await this.#call(realmId, "cdc", `/cdc${query}`, {}, signal);
+    const responses = ((body.CDCResponse as { QueryResponse?: unknown[] }[] | undefined)?.[0]?.QueryResponse ??
+      []) as Record<string, unknown>[];
+    const changed = new Map<EntityName, Map<string, QboObject>>();
+    const deleted = new Map<EntityName, Set<string>>();
+    let count = 0;
+    for (const response of responses) {
+      for (const entity of entities) {
+        const rows = response[entity];
+        if (!Array.isArray(rows)) continue;
+        for (const row of rows) {
+          if (!isObject(row)) continue;
+          count++;
+          if (row.status === "Deleted") deleted.set(entity, (deleted.get(entity) ?? new Set()).add(row.Id));
+          else changed.set(entity, (changed.get(entity) ?? new Map()).set(row.Id, row));
+        }
+      }
+    }
+    return { changed, deleted, complete: count < CDC_MAX_OBJECTS };
   }
 
   async #call(

@@ -28,6 +28,8 @@ const ProcessorEnv = z.object({
   /** Events of one realm arriving this close together are fetched together. */
   COALESCE_MS: integer(0, 10_000, 200),
   MAX_ATTEMPTS: integer(1, 100, 5),
+  /** How changed entities are read: one CDC call per batch (QuickBooks' advice) or `Id IN` queries per type. */
+  FETCH_STRATEGY: z.enum(["cdc", "query"], { error: 'must be "cdc" or "query"' }).default("cdc"),
   /** First retry delay of a failed batch; doubles per attempt. */
   RETRY_BASE_MS: integer(10, 60_000, 1000),
   /** How long a throttled realm waits; QuickBooks asks for 60 s (QBO.md §6). */
@@ -50,6 +52,7 @@ export interface ProcessorConfig {
   readonly leaseTtlMs: number;
   readonly coalesceMs: number;
   readonly maxAttempts: number;
+  readonly fetchStrategy: "cdc" | "query";
   readonly retryBaseMs: number;
   readonly throttleWaitMs: number;
   readonly processorId: string;
@@ -76,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     leaseTtlMs: c.LEASE_TTL_MS,
     coalesceMs: c.COALESCE_MS,
     maxAttempts: c.MAX_ATTEMPTS,
+    fetchStrategy: c.FETCH_STRATEGY,
     retryBaseMs: c.RETRY_BASE_MS,
     throttleWaitMs: c.THROTTLE_WAIT_MS,
     processorId: c.PROCESSOR_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}`,

@@ -1,9 +1,9 @@
 import { Streams } from "@qbo-webhooks/contracts";
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logger, PARTITIONS, type Pipeline, startPipeline } from "./pipeline.test-kit.js";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
 import type { ProcessorHooks } from "./realm-batch.js";
+import { logger, PARTITIONS, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
 describe("pipeline: sandbox → ingress → ordering → processor", () => {
   let pipeline: Pipeline;

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { Streams } from "@qbo-webhooks/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Pipeline, startPipeline } from "./pipeline.test-kit.js";
+import { type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -11,9 +11,9 @@ const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 describe("processor crashes", () => {
   let pipeline: Pipeline;
   const children: ChildProcess[] = [];
-  const spawnProcessor = (id: string) => {
+  const spawnProcessor = (id: string, env: Record<string, string> = {}) => {
     const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH ?? "", ...pipeline.processorEnv(id) },
+      env: { PATH: process.env.PATH ?? "", ...pipeline.processorEnv(id), ...env },
       stdio: ["ignore", "ignore", "inherit"],
     });
     children.push(child);
@@ -37,7 +37,8 @@ describe("processor crashes", () => {
     await expect.poll(changesApplied, { timeout: 20_000 }).toBeGreaterThan(20);
     first.kill("SIGKILL");
     await once(first, "exit");
-    spawnProcessor("crash-b");
+    // The replacement reads with Id IN queries, so both fetch strategies meet the crash.
+    spawnProcessor("crash-b", { FETCH_STRATEGY: "query" });
     await pipeline.traffic(150, 9);
     const expected = pipeline.truth();
     await expect.poll(pipeline.copy, { timeout: 40_000, interval: 500 }).toEqual(expected);

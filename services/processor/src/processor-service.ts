@@ -75,6 +75,7 @@ export async function startProcessor(
             metrics,
             logger,
             maxAttempts: config.maxAttempts,
+            fetchStrategy: config.fetchStrategy,
             retryBaseMs: config.retryBaseMs,
             coalesceMs: config.coalesceMs,
             ...(hooks ? { hooks } : {}),

@@ -1,5 +1,6 @@
 import {
   type AppliedChange,
+  CDC_UNSUPPORTED_ENTITIES,
   type ChangeEvent,
   type EntityName,
   entityNameFromAnyCase,
@@ -11,6 +12,12 @@ import type { Logger } from "@qbo-webhooks/observability";
 import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
 import type { EntityStore } from "./entity-store.js";
 import type { ProcessorMetrics } from "./processor-metrics.js";
+
+export type FetchStrategy = "cdc" | "query";
+
+/** QuickBooks' times have one-second resolution; look back a little further than the oldest event. */
+const CDC_MARGIN_MS = 2000;
+const CDC_LOOKBACK_MS = 29 * 24 * 3600 * 1000;
 
 export interface Pending {
   readonly event: ChangeEvent;
@@ -24,6 +31,8 @@ export interface BatchDeps {
   readonly metrics: ProcessorMetrics;
   readonly logger: Logger;
   readonly maxAttempts: number;
+  /** `cdc`: one CDC call per batch for all its entity types; `query`: one `Id IN` query per type. */
+  readonly fetchStrategy: FetchStrategy;
   /** First retry delay; doubles per attempt. A realm without valid tokens waits 30 times longer. */
   readonly retryBaseMs: number;
   readonly hooks?: ProcessorHooks;
@@ -78,17 +87,39 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
   }
 }
 
+/**
+ * The current state of every entity the batch's events name (Delete needs none). With the CDC
+ * strategy, as QuickBooks advises, one call covers all types back to the oldest event; ids it
+ * does not return (CDC's cap, types it does not cover, events older than its 30 days) are read
+ * with `Id IN` queries. Entities deleted since are absent from the answer.
+ */
 async function fetchChanged(deps: BatchDeps, realmId: string, ordered: readonly Pending[]) {
   const wanted = new Map<EntityName, Set<string>>();
   for (const { event } of ordered) {
     const entity = entityNameFromAnyCase(event.entity);
     if (!entity || event.operation === "Delete") continue;
-    const ids = wanted.get(entity) ?? new Set<string>();
-    ids.add(event.id);
-    wanted.set(entity, ids);
+    wanted.set(entity, (wanted.get(entity) ?? new Set<string>()).add(event.id));
   }
   const fetched = new Map<EntityName, Map<string, QboObject>>();
-  for (const [entity, ids] of wanted) fetched.set(entity, await deps.quickbooks.readMany(realmId, entity, [...ids]));
+  const oldest = Math.min(...ordered.map((p) => Date.parse(p.event.occurredAt)));
+  const cdcTypes = [...wanted.keys()].filter((entity) => !CDC_UNSUPPORTED_ENTITIES.has(entity));
+  if (deps.fetchStrategy === "cdc" && cdcTypes.length > 0 && Date.now() - oldest < CDC_LOOKBACK_MS) {
+    const cdc = await deps.quickbooks.changedSince(realmId, cdcTypes, new Date(oldest - CDC_MARGIN_MS));
+    for (const entity of cdcTypes) {
+      const found = cdc.changed.get(entity) ?? new Map<string, QboObject>();
+      fetched.set(entity, found);
+      const gone = cdc.deleted.get(entity);
+      const ids = wanted.get(entity) ?? new Set<string>();
+      // Complete answers settle every id: returned, deleted, or unchanged since (then already applied).
+      if (cdc.complete) wanted.delete(entity);
+      else for (const id of ids) if (found.has(id) || gone?.has(id)) ids.delete(id);
+    }
+  }
+  for (const [entity, ids] of wanted) {
+    if (ids.size === 0) continue;
+    const read = await deps.quickbooks.readMany(realmId, entity, [...ids]);
+    fetched.set(entity, new Map([...(fetched.get(entity) ?? []), ...read]));
+  }
   return fetched;
 }
 

@@ -7,7 +7,7 @@ import { createLogger } from "@qbo-webhooks/observability";
 import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/service";
 import { KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
-import type { ProcessorConfig } from "./config.js";
+import type { ProcessorConfig } from "../config.js";
 
 export const logger = createLogger({
   service: "pipeline-test",
@@ -17,10 +17,10 @@ const TOKEN = "pipeline-verifier";
 export const PARTITIONS = 8;
 
 /**
- * The pipeline around the processor for end-to-end tests: a real nats-server, the sandbox with
- * three connected companies (tokens stored as the reconciler will), the ingress and ordering.
+ * The pipeline around the processor, for end-to-end tests and benchmarks: a real nats-server, the sandbox with
+ * connected companies (three by default; tokens stored as the reconciler will), the ingress and ordering.
  */
-export async function startPipeline() {
+export async function startPipeline(options: { realms?: number } = {}) {
   const key = randomBytes(32);
   const nats = await NatsServerProcess.start();
   const reader = await NatsClient.connect({ servers: [nats.url], name: "reader", logger });
@@ -65,7 +65,7 @@ export async function startPipeline() {
     clientId: "client",
     clientSecret: "secret",
   });
-  const realms: Company[] = [sandbox.createCompany(), sandbox.createCompany(), sandbox.createCompany()];
+  const realms: Company[] = Array.from({ length: options.realms ?? 3 }, () => sandbox.createCompany());
   for (const company of realms) {
     const set = sandbox.connect("app", company.realmId);
     await tokens.save(company.realmId, {
@@ -117,7 +117,8 @@ export async function startPipeline() {
     }
   };
 
-  const processorConfig = (id: string): ProcessorConfig => ({
+  const processorConfig = (id: string, fetchStrategy: ProcessorConfig["fetchStrategy"] = "cdc"): ProcessorConfig => ({
+    fetchStrategy,
     natsServers: [nats.url],
     httpPort: 0,
     partitions: PARTITIONS,

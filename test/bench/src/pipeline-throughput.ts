@@ -1,0 +1,173 @@
+// The change pipeline at work, against the sandbox with 100 ms of API latency (QuickBooks' own is
+// in that range): freshness at 200 notifications/s; API calls per changed entity in a burst of
+// 5,000 changes to one realm; throughput with 1, 2 and 4 processor replicas. Every phase is bounded.
+import { isDeepStrictEqual } from "node:util";
+import { Streams } from "@qbo-webhooks/contracts";
+import { startProcessor } from "@qbo-webhooks/processor/service";
+import { logger, startPipeline } from "@qbo-webhooks/processor/testing";
+import { seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
+import { printTable, type Row, writeResults } from "./bench-report.js";
+
+const API_LATENCY_MS = 100;
+const FRESHNESS_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 10);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const percentile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+/** Waits (at most `limitMs`) until the copy equals QuickBooks' truth; answers the seconds it took. */
+async function untilExact(pipeline: Awaited<ReturnType<typeof startPipeline>>, limitMs: number): Promise<number> {
+  const started = performance.now();
+  const expected = pipeline.truth();
+  while (!isDeepStrictEqual(await pipeline.copy(), expected)) {
+    if (performance.now() - started > limitMs) {
+      const got = await pipeline.copy();
+      const want = pipeline.truth();
+      const diffs: string[] = [];
+      for (const [realm, entries] of Object.entries(want)) {
+        for (const [key, version] of Object.entries(entries))
+          if (got[realm]?.[key] !== version) diffs.push(`${realm} ${key}: want ${version}, have ${got[realm]?.[key]}`);
+        for (const key of Object.keys(got[realm] ?? {}))
+          if (!(key in entries)) diffs.push(`${realm} ${key}: still in our copy`);
+      }
+      throw new Error(
+        `no exact copy within ${limitMs / 1000} s; ${diffs.length} differences, e.g. ${diffs.slice(0, 5).join("; ")}`,
+      );
+    }
+    await sleep(250);
+  }
+  return (performance.now() - started) / 1000;
+}
+
+type Strategy = "cdc" | "query";
+
+async function freshness(strategy: Strategy): Promise<Row> {
+  const pipeline = await startPipeline({ realms: 20 });
+  const processor = await startProcessor(pipeline.processorConfig("fresh-1", strategy), logger);
+  try {
+    pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
+    const traffic = new TrafficGenerator({
+      realms: pipeline.realms,
+      ratePerSecond: 0,
+      random: seededRandom(3),
+      burstProbability: 0,
+    });
+    // One change every 5 ms: the sandbox sends each as its own notification, 200 a second.
+    const end = performance.now() + FRESHNESS_SECONDS * 1000;
+    while (performance.now() < end) {
+      traffic.step(1);
+      await sleep(5);
+    }
+    await untilExact(pipeline, 60_000);
+    const info = await pipeline.reader.jsm.streams.info(Streams.changes.name);
+    const lags: number[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const change = (await pipeline.reader.jsm.streams.getMessage(Streams.changes.name, { seq }))?.json<{
+        occurredAt: string;
+        appliedAt: string;
+      }>();
+      if (change) lags.push(Date.parse(change.appliedAt) - Date.parse(change.occurredAt));
+    }
+    lags.sort((a, b) => a - b);
+    const notifications = pipeline.sandbox.deliveries("app").notifications.length;
+    return {
+      scenario: `freshness at ${Math.round(notifications / FRESHNESS_SECONDS)} notifications/s`,
+      fetch: strategy,
+      changes: traffic.made,
+      "p50 ms": percentile(lags, 0.5),
+      "p99 ms": percentile(lags, 0.99),
+      "max ms": lags.at(-1) ?? 0,
+    };
+  } finally {
+    await processor.close();
+    await pipeline.close();
+  }
+}
+
+async function burst(strategy: Strategy): Promise<Row> {
+  const pipeline = await startPipeline({ realms: 1 });
+  const processor = await startProcessor(pipeline.processorConfig("burst-1", strategy), logger);
+  try {
+    pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
+    const [realm] = pipeline.realms;
+    if (!realm) throw new Error("no realm");
+    const traffic = new TrafficGenerator({
+      realms: [realm],
+      ratePerSecond: 0,
+      random: seededRandom(4),
+      burstProbability: 0,
+    });
+    const changed = new Set<string>();
+    // 5,000 changes within the minute: 50 every 0.6 s.
+    for (let i = 0; i < 100; i++) {
+      traffic.step(50);
+      await sleep(600);
+    }
+    for (const [entity, byId] of Object.entries(realm.snapshot()))
+      for (const id of Object.keys(byId ?? {})) changed.add(`${entity}/${id}`);
+    const seconds = await untilExact(pipeline, 120_000);
+    const stats = pipeline.sandbox.apiStats();
+    const calls = Object.values(stats.requests[realm.realmId] ?? {}).reduce((a, b) => a + b, 0);
+    return {
+      scenario: "burst: 5,000 changes to one realm in 60 s",
+      fetch: strategy,
+      changes: traffic.made,
+      "API calls": calls,
+      "calls / changed entity": calls / Math.max(1, changed.size),
+      "calls / change": calls / traffic.made,
+      "429s": stats.throttled[realm.realmId] ?? 0,
+      "drained after s": seconds,
+    };
+  } finally {
+    await processor.close();
+    await pipeline.close();
+  }
+}
+
+async function throughput(replicas: number): Promise<Row> {
+  const pipeline = await startPipeline({ realms: 40 });
+  try {
+    pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
+    const traffic = new TrafficGenerator({
+      realms: pipeline.realms,
+      ratePerSecond: 0,
+      random: seededRandom(5),
+      burstProbability: 0,
+      skew: 0,
+    });
+    // Changes arrive while no processor runs, then the replicas drain them: bound by API latency.
+    for (let i = 0; i < 40; i++) {
+      traffic.step(50);
+      await sleep(20);
+    }
+    await sleep(3000);
+    const started = performance.now();
+    const processors = await Promise.all(
+      Array.from({ length: replicas }, (_, i) =>
+        startProcessor(pipeline.processorConfig(`tp-${replicas}-${i}`), logger),
+      ),
+    );
+    try {
+      await untilExact(pipeline, 180_000);
+      const seconds = (performance.now() - started) / 1000;
+      return {
+        scenario: `${replicas} processor replica${replicas > 1 ? "s" : ""}, 40 realms`,
+        changes: traffic.made,
+        "drained after s": seconds,
+        "changes/s": traffic.made / seconds,
+      };
+    } finally {
+      for (const processor of processors) await processor.close();
+    }
+  } finally {
+    await pipeline.close();
+  }
+}
+
+const rows: Row[] = [];
+for (const strategy of ["cdc", "query"] as const) rows.push(await freshness(strategy), await burst(strategy));
+const scaling: Row[] = [];
+for (const replicas of [1, 2, 4]) scaling.push(await throughput(replicas));
+const base = Number(scaling[0]?.["changes/s"] ?? 1);
+for (const row of scaling) row.speedup = `${(Number(row["changes/s"]) / base).toFixed(2)}x`;
+printTable(`Change pipeline against the sandbox (${API_LATENCY_MS} ms API latency)`, [...rows, ...scaling]);
+process.stdout.write(`\nresults: ${await writeResults("pipeline-throughput", [...rows, ...scaling])}\n`);
