@@ -35,11 +35,6 @@ export class EntityStore {
     await this.entities.delete(kvKey(realmId, entity, id));
   }
 
-  async get(realmId: string, entity: string, id: string): Promise<QboObject | undefined> {
-    const entry = await this.entities.get(kvKey(realmId, entity, id));
-    return entry?.operation === "PUT" ? entry.json<QboObject>() : undefined;
-  }
-
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
   async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
     const key = kvKey(realmId, entity);
