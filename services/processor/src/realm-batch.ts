@@ -45,8 +45,9 @@ const encoder = new TextEncoder();
 
 /**
  * Applies one realm's events, oldest first: fetches every changed entity with as few calls as it
- * can (one `Id IN` query per type for the whole batch; Delete needs none), stores what is newer
- * than our copy, publishes each applied change, and acks each event once its outputs are stored.
+ * can (one CDC call, or one `Id IN` query per type, for the whole batch; Delete needs none), stores
+ * what is newer than our copy, publishes each applied change, and acks each event once its
+ * outputs are stored.
  */
 export async function processRealmBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   deps.hooks?.batchStarted(realmId);
