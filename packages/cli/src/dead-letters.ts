@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { ChangeEvent, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { AppliedChange, ChangeEvent, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 
 export interface DeadLetter {
@@ -43,7 +43,8 @@ export async function readDeadLetter(client: NatsClient, seq: number): Promise<D
 
 /**
  * Sends a dead letter back where it failed — notifications to `qbo.webhooks`, change events to
- * their realm's partition — and removes it from QBO_DLQ once stored there.
+ * their realm's partition, undelivered changes to QBO_CHANGES — and removes it from QBO_DLQ once
+ * stored there.
  *
  * @throws {Error} when the dead letter does not exist or cannot be routed.
  */
@@ -57,6 +58,11 @@ export async function replayDeadLetter(client: NatsClient, seq: number, partitio
     const event = ChangeEvent.parse(JSON.parse(letter.body));
     subject = Subjects.events(partitionOf(event.realmId, partitions), event.realmId);
     msgId = `replay-${seq}-${event.eventId}`;
+  } else if (letter.stage === "delivery") {
+    // Back into the feed: the delivery consumer posts it again.
+    const change = AppliedChange.parse(JSON.parse(letter.body));
+    subject = Subjects.changes(change.realmId, change.entity);
+    msgId = `replay-${seq}`;
   } else {
     subject = Subjects.webhooks;
     // A new id, or the stream would take the replay for the duplicate of the original.

@@ -7,7 +7,7 @@ import { listDeadLetters, readDeadLetter, replayDeadLetter } from "./dead-letter
 
 const USAGE = `usage: qbo-webhooks <command> [options]
 
-  dlq list [--stage ingress|ordering|processor]   dead letters with their reasons
+  dlq list [--stage ingress|ordering|processor|delivery]   dead letters with their reasons
   dlq show <seq>                                  one dead letter, with its body
   dlq replay <seq>... | --all [--stage S]         send back where it failed, then remove it
 

@@ -1,5 +1,5 @@
 /** Pipeline stages that can dead-letter; each has its subject `qbo.dlq.<stage>`. */
-export type DlqStage = "ingress" | "ordering" | "processor";
+export type DlqStage = "ingress" | "ordering" | "processor" | "delivery";
 
 export const Subjects = {
   webhooks: "qbo.webhooks",
@@ -31,6 +31,8 @@ export const Consumers = {
   ordering: "ordering",
   /** One per partition; only the replica holding the partition's lease pulls from it. */
   processor: (partition: number) => `processor-p${partition}`,
+  /** Posts applied changes to the app's URL; processor replicas share it. */
+  delivery: "delivery",
 } as const;
 
 /** Key-value buckets (../shared/DESIGN.md). */

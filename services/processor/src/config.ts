@@ -34,13 +34,28 @@ const ProcessorEnv = z.object({
   RETRY_BASE_MS: integer(10, 60_000, 1000),
   /** How long a throttled realm waits; QuickBooks asks for 60 s (QBO.md §6). */
   THROTTLE_WAIT_MS: integer(100, 600_000, 60_000),
+  /** Where applied changes are POSTed (Standard Webhooks); none means the feed is read from NATS only. */
+  DELIVERY_URL: z.url("must be a URL such as https://app.example.com/qbo-changes").optional(),
+  DELIVERY_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/=]+$/, "must be a Standard Webhooks secret: whsec_ followed by base64")
+    .optional(),
+  DELIVERY_TIMEOUT_MS: integer(100, 120_000, 10_000),
   PROCESSOR_ID: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
     .optional(),
 });
 
+export interface DeliveryConfig {
+  readonly url: string;
+  readonly secret: string;
+  readonly timeoutMs: number;
+}
+
 export interface ProcessorConfig {
+  /** POST applied changes to the app; absent without DELIVERY_URL. */
+  readonly delivery?: DeliveryConfig;
   readonly natsServers: readonly string[];
   readonly httpPort: number;
   readonly partitions: number;
@@ -64,9 +79,18 @@ export interface ProcessorConfig {
 
 /** @throws {ConfigError} naming every bad variable; secrets are never echoed. */
 export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
-  const c = loadEnv(ProcessorEnv, env);
+  const c = loadEnv(
+    ProcessorEnv.refine((v) => v.DELIVERY_URL === undefined || v.DELIVERY_SECRET !== undefined, {
+      path: ["DELIVERY_SECRET"],
+      message: "is required with DELIVERY_URL: the secret the app verifies signatures with (whsec_...)",
+    }),
+    env,
+  );
   const apiBaseUrl = c.QBO_API_BASE_URL ?? API_BASE[c.QBO_ENVIRONMENT];
   return {
+    ...(c.DELIVERY_URL && c.DELIVERY_SECRET
+      ? { delivery: { url: c.DELIVERY_URL, secret: c.DELIVERY_SECRET, timeoutMs: c.DELIVERY_TIMEOUT_MS } }
+      : {}),
     natsServers: c.NATS_URL,
     httpPort: c.HTTP_PORT,
     partitions: c.PARTITIONS,

@@ -5,6 +5,7 @@ import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { KvTokenSource, QuickBooksClient, TokenCipher } from "@qbo-webhooks/quickbooks";
 import type { Registry } from "prom-client";
+import { ChangeDelivery } from "./change-delivery.js";
 import type { ProcessorConfig } from "./config.js";
 import { EntityStore } from "./entity-store.js";
 import { PartitionLeases } from "./partition-leases.js";
@@ -93,6 +94,16 @@ export async function startProcessor(
     },
   );
   leases.start();
+  const delivery =
+    config.delivery &&
+    (await ChangeDelivery.start({
+      client,
+      ...config.delivery,
+      maxAttempts: config.maxAttempts,
+      retryBaseMs: config.retryBaseMs,
+      registry,
+      logger,
+    }));
   logger.info({ processorId: config.processorId, partitions: config.partitions }, "processor started");
 
   return {
@@ -102,6 +113,7 @@ export async function startProcessor(
     isReady,
     close: async () => {
       closing = true;
+      await delivery?.stop();
       await leases.stop();
       await client.drain();
       const closed = once(server, "close");
