@@ -66,6 +66,21 @@ describe("quickbooks-client against the sandbox", () => {
     expect((error as QuickBooksError).details.intuitTid).toEqual(expect.any(String));
   });
 
+  it("quickbooks - logs QuickBooks' intuit_tid with every failure (QBO.md §8)", async () => {
+    const lines: string[] = [];
+    const { PassThrough } = await import("node:stream");
+    const destination = new PassThrough();
+    destination.on("data", (chunk: Buffer) => lines.push(chunk.toString()));
+    const { createLogger: make } = await import("@qbo-webhooks/observability");
+    const logged = new QuickBooksClient({
+      baseUrl: sandbox.url,
+      tokens,
+      logger: make({ service: "t", level: "warn", destination }),
+    });
+    await logged.read(company.realmId, "Customer", "404").catch(() => undefined);
+    await expect.poll(() => lines.join("")).toMatch(/"intuitTid":"[0-9a-f-]{36}"/);
+  });
+
   it("quickbooks - readMany batches ids into Id IN queries of 100 and skips what does not exist (QBO.md §5)", async () => {
     const ids = Array.from({ length: 250 }, () => company.create("Vendor").Id);
     const found = await client().readMany(company.realmId, "Vendor", [...ids, "9999", ids[0] ?? ""]);

@@ -49,6 +49,15 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     await trafficThenExactCopy(300, 4);
   });
 
+  it("pipeline - entities CDC does not cover are read with queries instead (QBO.md §4)", async () => {
+    const [company] = pipeline.realms as [Company];
+    const activity = company.create("TimeActivity");
+    company.update("TimeActivity", activity.Id, { Hours: 3 });
+    await expect
+      .poll(async () => (await pipeline.copy())[company.realmId]?.[`TimeActivity/${activity.Id}`], { timeout: 20_000 })
+      .toBe("1");
+  });
+
   it("pipeline - QBO_CHANGES holds each entity's changes in order", async () => {
     const histories = await pipeline.changeHistories();
     expect(histories.size).toBeGreaterThan(10);
