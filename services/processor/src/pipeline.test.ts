@@ -1,4 +1,6 @@
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { Streams } from "@qbo-webhooks/contracts";
+import { startTelemetry, type Telemetry } from "@qbo-webhooks/observability";
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
@@ -25,12 +27,20 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     return processor;
   };
 
+  const spans = new InMemorySpanExporter();
+  let telemetry: Telemetry;
   beforeAll(async () => {
+    telemetry = startTelemetry({
+      serviceName: "pipeline-test",
+      exportOtlp: false,
+      spanProcessors: [new SimpleSpanProcessor(spans)],
+    });
     pipeline = await startPipeline();
   });
   afterAll(async () => {
     for (const processor of processors) await processor.close();
     await pipeline?.close();
+    await telemetry?.shutdown();
   });
 
   async function trafficThenExactCopy(changes: number, seed: number, timeout = 30_000) {
@@ -56,6 +66,17 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     await expect
       .poll(async () => (await pipeline.copy())[company.realmId]?.[`TimeActivity/${activity.Id}`], { timeout: 20_000 })
       .toBe("1");
+  });
+
+  it("pipeline - one trace runs from the webhook request through ordering to the processor's batch", () => {
+    const finished = spans.getFinishedSpans();
+    const requests = new Set(
+      finished.filter((s) => s.name === "POST /webhooks/quickbooks").map((s) => s.spanContext().traceId),
+    );
+    const ordered = finished.filter((s) => s.name === "order notification" && requests.has(s.spanContext().traceId));
+    const batches = finished.filter((s) => s.name === "apply realm batch");
+    expect(ordered.length).toBeGreaterThan(0);
+    expect(batches.some((b) => b.links.some((link) => requests.has(link.context.traceId)))).toBe(true);
   });
 
   it("pipeline - QBO_CHANGES holds each entity's changes in order", async () => {

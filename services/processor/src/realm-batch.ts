@@ -1,3 +1,4 @@
+import { context as otelContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   type AppliedChange,
   CDC_UNSUPPORTED_ENTITIES,
@@ -8,7 +9,7 @@ import {
   Subjects,
 } from "@qbo-webhooks/contracts";
 import { type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
-import type { Logger } from "@qbo-webhooks/observability";
+import { extractTraceContext, type Logger } from "@qbo-webhooks/observability";
 import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
 import type { EntityStore } from "./entity-store.js";
 import type { ProcessorMetrics } from "./processor-metrics.js";
@@ -51,12 +52,29 @@ const encoder = new TextEncoder();
  */
 export async function processRealmBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   deps.hooks?.batchStarted(realmId);
+  // One span for the batch, linked to the trace of every event in it (each began at the ingress).
+  const links = batch.flatMap(({ msg }) => {
+    const context = msg.headers ? trace.getSpanContext(extractTraceContext(msg.headers)) : undefined;
+    return context ? [{ context }] : [];
+  });
+  const span = tracer.startSpan("apply realm batch", {
+    kind: SpanKind.CONSUMER,
+    links,
+    attributes: { "qbo.realm_id": realmId, "qbo.batch_size": batch.length },
+  });
   try {
-    await applyBatch(deps, realmId, batch);
+    await otelContext.with(trace.setSpan(otelContext.active(), span), () => applyBatch(deps, realmId, batch));
+  } catch (err) {
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw err;
   } finally {
+    span.end();
     deps.hooks?.batchEnded(realmId);
   }
 }
+
+const tracer = trace.getTracer("qbo-webhooks-processor");
 
 /**
  * Seen from outside: a batch of a realm starting and ending. Tests use it to prove that no realm
