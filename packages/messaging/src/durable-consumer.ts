@@ -9,6 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import type { Logger } from "@qbo-webhooks/observability";
+import { backoffMs } from "./backoff.js";
 import type { NatsClient } from "./nats-client.js";
 
 export interface DurableConsumerOptions {
@@ -93,7 +94,7 @@ export class DurableConsumer {
           { err, attempt, durable: this.options.durable },
           "cannot resume consuming yet; retrying",
         );
-        await sleep(Math.min(5000, 250 * 2 ** attempt));
+        await sleep(backoffMs(attempt, 250, 5000));
       }
     }
   }

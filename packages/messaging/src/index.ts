@@ -1,4 +1,5 @@
 export type { JsMsg } from "@nats-io/jetstream";
+export { backoffMs } from "./backoff.js";
 export type { DurableConsumerOptions } from "./durable-consumer.js";
 export { DurableConsumer } from "./durable-consumer.js";
 export type { StreamPlacement } from "./ensure-stream.js";

@@ -1,3 +1,4 @@
+export { inSpan } from "./in-span.js";
 export type { Logger, LoggerOptions, LogLevel } from "./logger.js";
 export { createLogger, LOG_LEVELS } from "./logger.js";
 export { createMetricsRegistry } from "./metrics-registry.js";

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanKind, trace } from "@opentelemetry/api";
 import type { EntityName } from "@qbo-webhooks/contracts";
-import type { Logger } from "@qbo-webhooks/observability";
+import { backoffMs } from "@qbo-webhooks/messaging";
+import { inSpan, type Logger } from "@qbo-webhooks/observability";
 import { Counter, type Registry } from "prom-client";
 import { QuickBooksError } from "./quickbooks-error.js";
 import { readFault } from "./read-fault.js";
@@ -160,36 +161,28 @@ export class QuickBooksClient {
     const url = new URL(`${this.options.baseUrl}/v3/company/${encodeURIComponent(realmId)}${path}`);
     url.searchParams.set("minorversion", String(MINOR_VERSION));
     const maxAttempts = this.options.maxAttempts ?? 3;
-    return this.#tracer.startActiveSpan(`QuickBooks ${operation}`, { kind: SpanKind.CLIENT }, async (span) => {
+    return inSpan(this.#tracer, `QuickBooks ${operation}`, { kind: SpanKind.CLIENT }, async (span) => {
       span.setAttributes({ "qbo.realm_id": realmId, "qbo.operation": operation });
       let token = await this.options.tokens.accessToken(realmId);
       let refreshed = false;
-      try {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await this.#once(realmId, operation, url, init, token, signal);
-          } catch (err) {
-            if (!(err instanceof QuickBooksError)) throw err;
-            this.options.logger.warn(
-              { err, realmId, operation, intuitTid: err.details.intuitTid, status: err.details.status, attempt },
-              "QuickBooks call failed",
-            );
-            if (err.code === "QBO_UNAUTHORIZED" && !refreshed) {
-              refreshed = true;
-              token = await this.options.tokens.refresh(realmId, token);
-              continue;
-            }
-            if (!err.retryable || attempt >= maxAttempts) throw err;
-            if (err.code === "QBO_THROTTLED") this.#limiter.holdBack(realmId, this.options.throttleWaitMs ?? 60_000);
-            else await sleep(Math.min(30_000, 500 * 2 ** attempt), undefined, signal ? { signal } : {});
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#once(realmId, operation, url, init, token, signal);
+        } catch (err) {
+          if (!(err instanceof QuickBooksError)) throw err;
+          this.options.logger.warn(
+            { err, realmId, operation, intuitTid: err.details.intuitTid, status: err.details.status, attempt },
+            "QuickBooks call failed",
+          );
+          if (err.code === "QBO_UNAUTHORIZED" && !refreshed) {
+            refreshed = true;
+            token = await this.options.tokens.refresh(realmId, token);
+            continue;
           }
+          if (!err.retryable || attempt >= maxAttempts) throw err;
+          if (err.code === "QBO_THROTTLED") this.#limiter.holdBack(realmId, this.options.throttleWaitMs ?? 60_000);
+          else await sleep(backoffMs(attempt, 500, 30_000), undefined, signal ? { signal } : {});
         }
-      } catch (err) {
-        span.recordException(err as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        throw err;
-      } finally {
-        span.end();
       }
     });
   }

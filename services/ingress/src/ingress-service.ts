@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Streams } from "@qbo-webhooks/contracts";
-import { ensureStream, NatsClient } from "@qbo-webhooks/messaging";
+import { backoffMs, ensureStream, NatsClient } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, type Logger } from "@qbo-webhooks/observability";
 import type { Registry } from "prom-client";
 import { createApp } from "./app.js";
@@ -79,7 +79,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
         return;
       } catch (err) {
         logger.error({ err, attempt }, "cannot declare streams yet; retrying");
-        await delay(Math.min(5_000, 250 * 2 ** attempt));
+        await delay(backoffMs(attempt, 250, 5_000));
       }
     }
   })();

@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, SpanKind, trace } from "@opentelemetry/api";
 import {
   type ChangeEvent,
   changeEventsFromCloudEvents,
@@ -9,8 +9,8 @@ import {
   recognizeNotification,
   Subjects,
 } from "@qbo-webhooks/contracts";
-import { type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
-import { extractTraceContext, type Logger } from "@qbo-webhooks/observability";
+import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import type { EntityVersions } from "./entity-versions.js";
 import type { OrderingMetrics } from "./ordering-metrics.js";
 
@@ -35,15 +35,10 @@ export function createNotificationHandler(deps: OrderingDeps) {
   const tracer = trace.getTracer("qbo-webhooks-ordering");
   return async (msg: JsMsg): Promise<void> => {
     const parent = msg.headers ? extractTraceContext(msg.headers) : context.active();
-    const span = tracer.startSpan("order notification", { kind: SpanKind.CONSUMER }, parent);
     try {
-      await context.with(trace.setSpan(parent, span), () => handle(deps, msg));
+      await inSpan(tracer, "order notification", { kind: SpanKind.CONSUMER }, () => handle(deps, msg), parent);
     } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
       await retryOrDeadLetter(deps, msg, err);
-    } finally {
-      span.end();
     }
   };
 }
@@ -91,7 +86,7 @@ async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): 
     return;
   }
   deps.logger.warn({ err, seq: msg.seq, attempt }, "ordering a notification failed; it will be retried");
-  msg.nak(Math.min(30_000, 1000 * 2 ** (attempt - 1)));
+  msg.nak(backoffMs(attempt - 1, 1000, 30_000));
 }
 
 /** Moves a notification to `qbo.dlq.ordering` with the reason, then removes it from the work. */

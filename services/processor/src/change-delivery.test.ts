@@ -42,6 +42,18 @@ describe("change-delivery", () => {
     await nats?.dispose();
   });
 
+  const startDelivery = () =>
+    ChangeDelivery.start({
+      client,
+      url,
+      secret: SECRET,
+      timeoutMs: 2000,
+      maxAttempts: 3,
+      retryBaseMs: 50,
+      registry: new Registry(),
+      logger,
+    });
+
   const change = (id: string) =>
     JSON.stringify({
       realmId: "1",
@@ -55,16 +67,7 @@ describe("change-delivery", () => {
 
   it("delivery - POSTs each change signed per Standard Webhooks, retrying a failed POST with the same webhook-id", async () => {
     answers = [500];
-    const delivery = await ChangeDelivery.start({
-      client,
-      url,
-      secret: SECRET,
-      timeoutMs: 2000,
-      maxAttempts: 3,
-      retryBaseMs: 50,
-      registry: new Registry(),
-      logger,
-    });
+    const delivery = await startDelivery();
     try {
       await publishDurable(client, Subjects.changes("1", "Customer"), new TextEncoder().encode(change("7")), {
         msgId: "1.Customer.7.v1",
@@ -84,16 +87,7 @@ describe("change-delivery", () => {
   it("delivery - after the retry budget the change is dead-lettered with the reason", async () => {
     received.length = 0;
     answers = [503, 503, 503];
-    const delivery = await ChangeDelivery.start({
-      client,
-      url,
-      secret: SECRET,
-      timeoutMs: 2000,
-      maxAttempts: 3,
-      retryBaseMs: 50,
-      registry: new Registry(),
-      logger,
-    });
+    const delivery = await startDelivery();
     try {
       await publishDurable(client, Subjects.changes("1", "Customer"), new TextEncoder().encode(change("8")), {
         msgId: "1.Customer.8.v1",

@@ -1,5 +1,5 @@
 import { Consumers, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
-import { DurableConsumer, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { backoffMs, DurableConsumer, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "standardwebhooks";
@@ -67,7 +67,7 @@ export class ChangeDelivery {
       const attempt = msg.info.deliveryCount;
       if (attempt < options.maxAttempts) {
         attempts.inc({ result: "failed" });
-        msg.nak(Math.min(60 * options.retryBaseMs, options.retryBaseMs * 2 ** attempt));
+        msg.nak(backoffMs(attempt, options.retryBaseMs, 60 * options.retryBaseMs));
         return;
       }
       await publishDurable(options.client, Subjects.dlq("delivery"), msg.data, {

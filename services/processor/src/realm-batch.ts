@@ -1,4 +1,4 @@
-import { context as otelContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanKind, trace } from "@opentelemetry/api";
 import {
   type AppliedChange,
   CDC_UNSUPPORTED_ENTITIES,
@@ -8,8 +8,8 @@ import {
   Headers,
   Subjects,
 } from "@qbo-webhooks/contracts";
-import { type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
-import { extractTraceContext, type Logger } from "@qbo-webhooks/observability";
+import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
 import type { EntityStore } from "./entity-store.js";
 import type { ProcessorMetrics } from "./processor-metrics.js";
@@ -57,19 +57,14 @@ export async function processRealmBatch(deps: BatchDeps, realmId: string, batch:
     const context = msg.headers ? trace.getSpanContext(extractTraceContext(msg.headers)) : undefined;
     return context ? [{ context }] : [];
   });
-  const span = tracer.startSpan("apply realm batch", {
+  const options = {
     kind: SpanKind.CONSUMER,
     links,
     attributes: { "qbo.realm_id": realmId, "qbo.batch_size": batch.length },
-  });
+  };
   try {
-    await otelContext.with(trace.setSpan(otelContext.active(), span), () => applyBatch(deps, realmId, batch));
-  } catch (err) {
-    span.recordException(err as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR });
-    throw err;
+    await inSpan(tracer, "apply realm batch", options, () => applyBatch(deps, realmId, batch));
   } finally {
-    span.end();
     deps.hooks?.batchEnded(realmId);
   }
 }
@@ -202,7 +197,7 @@ async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: 
     const delay =
       err.code === "QBO_UNAUTHORIZED"
         ? 30 * deps.retryBaseMs
-        : Math.min(60 * deps.retryBaseMs, deps.retryBaseMs * 2 ** attempt);
+        : backoffMs(attempt, deps.retryBaseMs, 60 * deps.retryBaseMs);
     msg.nak(delay);
     return;
   }
