@@ -18,6 +18,11 @@ export const ChangeEvent = z.object({
   /** On Merge: the id merged away. */
   deletedId: z.string().min(1).optional(),
   source: z.enum(["webhook", "cdc"]),
+  /**
+   * Set by the daily reconciliation when our copy differs from QuickBooks' although the change is
+   * not newer than what was recorded (a copy damaged or lost outside the pipeline): apply anyway.
+   */
+  repair: z.literal(true).optional(),
   /** CloudEvents `id`; for legacy and CDC events, derived from the change itself. */
   eventId: z.string().min(1),
 });
@@ -68,4 +73,37 @@ export function changeEventsFromLegacy(notification: LegacyNotification): Change
       };
     }),
   );
+}
+
+/**
+ * What a CDC run found for one realm, published by the reconciler to QBO_WEBHOOKS (header
+ * `Qbo-Payload-Form: cdc`) so found changes pass the same ordering rules as webhook events.
+ */
+export const CdcFindings = z.object({
+  realmId: z.string().min(1),
+  events: z.array(ChangeEvent).min(1),
+});
+export type CdcFindings = z.infer<typeof CdcFindings>;
+
+/** A change event for an object CDC or a query returned (QBO.md §4); `Deleted` rows become Delete. */
+export function changeEventFromObject(
+  realmId: string,
+  entity: string,
+  object: { Id: string; status?: unknown; MetaData?: { LastUpdatedTime?: string } },
+  options: { repair?: boolean } = {},
+): ChangeEvent | undefined {
+  const lastUpdated = object.MetaData?.LastUpdatedTime;
+  if (!lastUpdated) return undefined;
+  const operation = object.status === "Deleted" ? "Delete" : "Update";
+  const occurredAt = iso(lastUpdated);
+  return {
+    realmId,
+    entity,
+    id: object.Id,
+    operation,
+    occurredAt,
+    source: "cdc",
+    eventId: derivedEventId(realmId, entity, object.Id, operation, occurredAt),
+    ...(options.repair ? { repair: true as const } : {}),
+  };
 }

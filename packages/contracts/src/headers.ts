@@ -4,7 +4,7 @@ export const Headers = {
   msgId: "Nats-Msg-Id",
   /** When ingress received the notification, ISO 8601. */
   receivedAt: "Qbo-Received-At",
-  /** `cloudevents` or `legacy`, as recognized by ingress. */
+  /** `cloudevents` or `legacy`, as recognized by ingress; `cdc` for the reconciler's `CdcFindings`. */
   payloadForm: "Qbo-Payload-Form",
   /** QuickBooks' `intuit-t-id` request header, kept for support cases with Intuit. */
   intuitTid: "Qbo-Intuit-Tid",

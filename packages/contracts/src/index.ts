@@ -1,6 +1,8 @@
 export { AppliedChange } from "./applied-change.js";
 export {
+  CdcFindings,
   ChangeEvent,
+  changeEventFromObject,
   changeEventsFromCloudEvents,
   changeEventsFromLegacy,
   changeKey,
@@ -15,6 +17,7 @@ export { LegacyEntityChange, LegacyNotification } from "./legacy-notification.js
 export { Operation, operationFromWord } from "./operation.js";
 export { partitionOf } from "./partition.js";
 export { parseQboTimestamp, QboTimestamp } from "./qbo-timestamp.js";
+export { RealmRecord, RealmStatus } from "./realm-record.js";
 export type { PayloadForm, Recognition } from "./recognize-notification.js";
 export { recognizeNotification } from "./recognize-notification.js";
 export type { DlqStage, StreamSpec } from "./streams.js";

@@ -43,6 +43,8 @@ export const Buckets = {
   leases: "qbo-leases",
   tokens: "qbo-tokens",
   realms: "qbo-realms",
+  /** Per-realm QuickBooks call budget shared by every process that calls the API. */
+  rateLimits: "qbo-rate-limits",
 } as const;
 
 export const Streams = {

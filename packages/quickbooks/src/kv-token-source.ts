@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
 import { z } from "zod";
+import { type IssuedTokens, type OAuthEndpoint, requestTokens } from "./oauth.js";
 import type { TokenSource } from "./quickbooks-client.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 import type { TokenCipher } from "./token-cipher.js";
@@ -18,20 +19,6 @@ export const StoredTokens = z.object({
   refusedAt: z.number().optional(),
 });
 export type StoredTokens = z.infer<typeof StoredTokens>;
-
-export interface OAuthEndpoint {
-  /** `https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer`, or the sandbox's. */
-  readonly tokenUrl: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-}
-
-const TokenResponse = z.object({
-  access_token: z.string(),
-  refresh_token: z.string(),
-  expires_in: z.number(),
-  x_refresh_token_expires_in: z.number(),
-});
 
 /** Refresh this long before expiry, so a call never starts with a token about to lapse. */
 const EARLY_MS = 5 * 60_000;
@@ -52,7 +39,7 @@ export class KvTokenSource implements TokenSource {
   ) {}
 
   /** Stores tokens for a realm, e.g. after the authorization-code exchange. */
-  async save(realmId: string, tokens: Omit<StoredTokens, "refreshingUntil" | "refusedAt">): Promise<void> {
+  async save(realmId: string, tokens: IssuedTokens): Promise<void> {
     await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(tokens)));
   }
 
@@ -68,10 +55,37 @@ export class KvTokenSource implements TokenSource {
    *   replaced refresh token): the realm must be connected again.
    */
   async refresh(realmId: string, rejected: string): Promise<string> {
+    const { tokens } = await this.#renew(
+      realmId,
+      (tokens) => tokens.accessToken === rejected || tokens.accessExpiresAt - EARLY_MS <= this.now(),
+    );
+    return tokens.accessToken;
+  }
+
+  /**
+   * Refreshes the realm's tokens when the access token lapses within `withinMs`: what the
+   * reconciler's leader does ahead of expiry, so other processes rarely need to. Answers the
+   * tokens now stored and whether this call refreshed them.
+   * @throws {QuickBooksError} as {@link refresh}.
+   */
+  async refreshIfExpiring(realmId: string, withinMs: number): Promise<{ tokens: StoredTokens; refreshed: boolean }> {
+    return this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.now());
+  }
+
+  /** The realm's stored tokens, or undefined when it has none. */
+  async peek(realmId: string): Promise<StoredTokens | undefined> {
+    const entry = await this.kv.get(kvKey(realmId));
+    return entry?.operation === "PUT" ? (await this.#read(realmId)).tokens : undefined;
+  }
+
+  async #renew(
+    realmId: string,
+    due: (tokens: StoredTokens) => boolean,
+  ): Promise<{ tokens: StoredTokens; refreshed: boolean }> {
     for (;;) {
       const { tokens, revision } = await this.#read(realmId);
       if (tokens.refusedAt !== undefined) throw refused(realmId);
-      if (tokens.accessToken !== rejected && tokens.accessExpiresAt - EARLY_MS > this.now()) return tokens.accessToken;
+      if (!due(tokens)) return { tokens, refreshed: false };
       if ((tokens.refreshingUntil ?? 0) > this.now()) {
         await sleep(200);
         continue;
@@ -83,50 +97,24 @@ export class KvTokenSource implements TokenSource {
         if (isRevisionConflict(err)) continue; // someone else claimed it first
         throw err;
       }
-      let fresh: Omit<StoredTokens, "refreshingUntil" | "refusedAt">;
+      let fresh: IssuedTokens;
       try {
-        fresh = await this.#exchange(tokens.refreshToken);
+        fresh = await requestTokens(
+          this.oauth,
+          { grant_type: "refresh_token", refresh_token: tokens.refreshToken },
+          this.now,
+        );
       } catch (err) {
-        // Remember the refusal, so nobody presents the dead token again, and let go of the claim.
+        // Remember a refusal, so nobody presents the dead token again, and let go of the claim.
         const { refreshingUntil: _claim, ...unclaimed } = tokens;
-        const value = err instanceof QuickBooksError ? { ...unclaimed, refusedAt: this.now() } : unclaimed;
+        const refusal = err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED";
+        const value = refusal ? { ...unclaimed, refusedAt: this.now() } : unclaimed;
         await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(value)));
         throw err;
       }
       await this.save(realmId, fresh);
-      return fresh.accessToken;
+      return { tokens: fresh, refreshed: true };
     }
-  }
-
-  async #exchange(refreshToken: string): Promise<Omit<StoredTokens, "refreshingUntil" | "refusedAt">> {
-    const response = await fetch(this.oauth.tokenUrl, {
-      method: "POST",
-      headers: {
-        authorization: `Basic ${Buffer.from(`${this.oauth.clientId}:${this.oauth.clientSecret}`).toString("base64")}`,
-        accept: "application/json",
-      },
-      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }),
-    });
-    const body: unknown = await response.json().catch(() => undefined);
-    if (!response.ok) {
-      const intuitTid = response.headers.get("intuit_tid") ?? undefined;
-      throw new QuickBooksError(
-        "QBO_UNAUTHORIZED",
-        `token refresh refused (${response.status}): ${JSON.stringify(body)}`,
-        {
-          status: response.status,
-          ...(intuitTid ? { intuitTid } : {}),
-        },
-      );
-    }
-    const parsed = TokenResponse.parse(body);
-    const now = this.now();
-    return {
-      accessToken: parsed.access_token,
-      refreshToken: parsed.refresh_token,
-      accessExpiresAt: now + parsed.expires_in * 1000,
-      refreshExpiresAt: now + parsed.x_refresh_token_expires_in * 1000,
-    };
   }
 
   async #read(realmId: string): Promise<{ tokens: StoredTokens; revision: number }> {

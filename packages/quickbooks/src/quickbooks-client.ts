@@ -41,12 +41,16 @@ export const IDS_PER_QUERY = 100;
 
 export type QboObject = Record<string, unknown> & { Id: string };
 
+/** Rows per query page: QuickBooks' MAXRESULTS limit (QBO.md §5). */
+const QUERY_PAGE = 1000;
+
 /** CDC answers at most 1,000 objects across all entities (QBO.md §4). */
 export const CDC_MAX_OBJECTS = 1000;
 
 export interface ChangedSince {
   readonly changed: Map<EntityName, Map<string, QboObject>>;
-  readonly deleted: Map<EntityName, Set<string>>;
+  /** Deleted objects by id: QuickBooks sends `{Id, status: "Deleted", MetaData}` for each. */
+  readonly deleted: Map<EntityName, Map<string, QboObject>>;
   /** False when the cap was reached: objects may be missing. */
   readonly complete: boolean;
 }
@@ -101,6 +105,28 @@ export class QuickBooksClient {
     return rows;
   }
 
+  /**
+   * Every entity of a type, or those changed since `since`, page by page of QuickBooks' maximum
+   * (1,000, QBO.md §5), oldest change first: for a full resync and for changes CDC's cap cut off.
+   */
+  async *queryAll(
+    realmId: string,
+    entity: EntityName,
+    options: { since?: Date; signal?: AbortSignal } = {},
+  ): AsyncGenerator<QboObject[]> {
+    const where = options.since ? ` where MetaData.LastUpdatedTime >= '${options.since.toISOString()}'` : "";
+    for (let start = 1; ; start += QUERY_PAGE) {
+      const rows = await this.query(
+        realmId,
+        entity,
+        `select * from ${entity}${where} orderby MetaData.LastUpdatedTime startposition ${start} maxresults ${QUERY_PAGE}`,
+        options.signal,
+      );
+      if (rows.length > 0) yield rows;
+      if (rows.length < QUERY_PAGE) return;
+    }
+  }
+
   /** Entities by id, with `Id IN (...)` queries of {@link IDS_PER_QUERY}; ids not returned do not exist. */
   async readMany(realmId: string, entity: EntityName, ids: readonly string[], signal?: AbortSignal) {
     const found = new Map<string, QboObject>();
@@ -134,7 +160,7 @@ export class QuickBooksClient {
     const responses = ((body.CDCResponse as { QueryResponse?: unknown[] }[] | undefined)?.[0]?.QueryResponse ??
       []) as Record<string, unknown>[];
     const changed = new Map<EntityName, Map<string, QboObject>>();
-    const deleted = new Map<EntityName, Set<string>>();
+    const deleted = new Map<EntityName, Map<string, QboObject>>();
     let count = 0;
     for (const response of responses) {
       for (const entity of entities) {
@@ -143,7 +169,7 @@ export class QuickBooksClient {
         for (const row of rows) {
           if (!isObject(row)) continue;
           count++;
-          if (row.status === "Deleted") deleted.set(entity, (deleted.get(entity) ?? new Set()).add(row.Id));
+          if (row.status === "Deleted") deleted.set(entity, (deleted.get(entity) ?? new Map()).set(row.Id, row));
           else changed.set(entity, (changed.get(entity) ?? new Map()).set(row.Id, row));
         }
       }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { SharedRealmBudget } from "./shared-realm-budget.js";
 
 /**
  * QuickBooks' per-realm limits (QBO.md §6): 500 requests a minute per realm, 10 a second and 10 at
@@ -33,7 +34,11 @@ interface RealmState {
 export class RealmRateLimiter {
   readonly #realms = new Map<string, RealmState>();
 
-  constructor(private readonly limits: RateLimits = DEFAULT_RATE_LIMITS) {}
+  /** `shared`: the budget other processes draw from too; without it the limits hold for this process alone. */
+  constructor(
+    private readonly limits: RateLimits = DEFAULT_RATE_LIMITS,
+    private readonly shared?: SharedRealmBudget,
+  ) {}
 
   /** Resolves with a release function once a call to `realmId` may start. */
   async acquire(realmId: string, signal?: AbortSignal): Promise<() => void> {
@@ -42,7 +47,7 @@ export class RealmRateLimiter {
     state.turn = mine.catch(() => undefined);
     await mine;
     let released = false;
-    return () => {
+    const release = () => {
       if (released) return;
       released = true;
       state.inFlight--;
@@ -50,6 +55,13 @@ export class RealmRateLimiter {
       state.released = deferred();
       resolve();
     };
+    try {
+      await this.shared?.take(realmId, signal);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return release;
   }
 
   /**
@@ -63,6 +75,7 @@ export class RealmRateLimiter {
     state.blockedUntil = Math.max(state.blockedUntil, now + ms);
     state.perSecond = Math.max(1, Math.floor(this.#rate(state, now) / 2));
     state.throttledAt = now;
+    this.shared?.holdUntil(realmId, Date.now() + ms).catch(() => undefined); // best effort: our own hold stands
   }
 
   #rate(state: RealmState, now: number): number {

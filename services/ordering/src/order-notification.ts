@@ -1,5 +1,6 @@
 import { context, SpanKind, trace } from "@opentelemetry/api";
 import {
+  CdcFindings,
   type ChangeEvent,
   changeEventsFromCloudEvents,
   changeEventsFromLegacy,
@@ -9,9 +10,9 @@ import {
   recognizeNotification,
   Subjects,
 } from "@qbo-webhooks/contracts";
+import type { EntityVersions } from "@qbo-webhooks/entity-store";
 import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
-import type { EntityVersions } from "./entity-versions.js";
 import type { OrderingMetrics } from "./ordering-metrics.js";
 
 export interface OrderingDeps {
@@ -44,6 +45,17 @@ export function createNotificationHandler(deps: OrderingDeps) {
 }
 
 async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
+  if (msg.headers?.get(Headers.payloadForm) === "cdc") {
+    const findings = CdcFindings.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
+    if (!findings.success) {
+      deps.metrics.events.inc({ result: "invalid" });
+      await deadLetter(deps, msg, `not CDC findings: ${findings.error.message.slice(0, 300)}`);
+      return;
+    }
+    for (const event of findings.data.events) await route(deps, event);
+    msg.ack();
+    return;
+  }
   const recognition = recognizeNotification(msg.data);
   if (recognition.kind === "empty") {
     msg.ack();
@@ -63,7 +75,9 @@ async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
 }
 
 async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
-  const verdict = await deps.versions.judge(event);
+  // A repair is the reconciler's finding that our copy differs from QuickBooks': it passes even
+  // when not newer, and each run's repair is its own message.
+  const verdict = event.repair ? "newer" : await deps.versions.judge(event);
   if (verdict !== "newer") {
     deps.metrics.events.inc({ result: verdict });
     return;
@@ -73,7 +87,7 @@ async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
     deps.client,
     Subjects.events(partitionOf(event.realmId, deps.partitions), event.realmId),
     encoder.encode(JSON.stringify(event)),
-    { msgId: changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
+    { msgId: event.repair ? `repair.${event.eventId}` : changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
   );
   deps.metrics.events.inc({ result: stored.duplicate ? "duplicate" : "published" });
   await deps.versions.record(event);

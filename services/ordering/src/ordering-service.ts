@@ -1,11 +1,11 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { Buckets, Consumers, Streams } from "@qbo-webhooks/contracts";
+import { EntityVersions } from "@qbo-webhooks/entity-store";
 import { DurableConsumer, ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import type { Registry } from "prom-client";
 import type { OrderingConfig } from "./config.js";
-import { EntityVersions } from "./entity-versions.js";
 import { createNotificationHandler } from "./order-notification.js";
 import { createOrderingMetrics } from "./ordering-metrics.js";
 

@@ -1,32 +1,19 @@
 import { hostname } from "node:os";
 import type { LogLevel } from "@qbo-webhooks/observability";
+import { type QuickBooksSettings, quickbooksEnvFields, quickbooksSettings } from "@qbo-webhooks/quickbooks";
 import { commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
-
-const API_BASE = {
-  production: "https://quickbooks.api.intuit.com",
-  sandbox: "https://sandbox-quickbooks.api.intuit.com",
-};
-const TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer";
 
 const ProcessorEnv = z.object({
   ...commonEnv(8082),
   PARTITIONS: integer(1, 4096, 64),
-  QBO_ENVIRONMENT: z
-    .enum(["production", "sandbox"], { error: 'must be "production" or "sandbox"' })
-    .default("production"),
-  QBO_API_BASE_URL: z.url("must be a URL such as http://127.0.0.1:8090").optional(),
-  QBO_TOKEN_URL: z.url("must be a URL").optional(),
-  QBO_CLIENT_ID: z.string({ error: "is required: the app's OAuth client id from the Intuit developer portal" }).min(1),
-  QBO_CLIENT_SECRET: z.string({ error: "is required: the app's OAuth client secret" }).min(1),
-  TOKEN_ENCRYPTION_KEY: z
-    .string({ error: "is required: 32 random bytes, base64 (openssl rand -base64 32)" })
-    .transform((text) => Buffer.from(text, "base64"))
-    .refine((key) => key.length === 32, "must be 32 bytes, base64 (openssl rand -base64 32)"),
+  ...quickbooksEnvFields,
   /** A partition lease lapses this long after its holder's last renewal. */
   LEASE_TTL_MS: integer(2000, 120_000, 10_000),
   /** Events of one realm arriving this close together are fetched together. */
   COALESCE_MS: integer(0, 10_000, 200),
+  /** Realm batches one replica runs at once; more realms wait for a slot (and coalesce meanwhile). */
+  MAX_CONCURRENT_REALMS: integer(1, 1000, 16),
   MAX_ATTEMPTS: integer(1, 100, 5),
   /** How changed entities are read: one CDC call per batch (QuickBooks' advice) or `Id IN` queries per type. */
   FETCH_STRATEGY: z.enum(["cdc", "query"], { error: 'must be "cdc" or "query"' }).default("cdc"),
@@ -53,19 +40,15 @@ export interface DeliveryConfig {
   readonly timeoutMs: number;
 }
 
-export interface ProcessorConfig {
+export interface ProcessorConfig extends QuickBooksSettings {
   /** POST applied changes to the app; absent without DELIVERY_URL. */
   readonly delivery?: DeliveryConfig;
   readonly natsServers: readonly string[];
   readonly httpPort: number;
   readonly partitions: number;
-  readonly apiBaseUrl: string;
-  readonly tokenUrl: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  readonly tokenKey: Uint8Array;
   readonly leaseTtlMs: number;
   readonly coalesceMs: number;
+  readonly maxConcurrentRealms: number;
   readonly maxAttempts: number;
   readonly fetchStrategy: "cdc" | "query";
   readonly retryBaseMs: number;
@@ -86,7 +69,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     }),
     env,
   );
-  const apiBaseUrl = c.QBO_API_BASE_URL ?? API_BASE[c.QBO_ENVIRONMENT];
   return {
     ...(c.DELIVERY_URL && c.DELIVERY_SECRET
       ? { delivery: { url: c.DELIVERY_URL, secret: c.DELIVERY_SECRET, timeoutMs: c.DELIVERY_TIMEOUT_MS } }
@@ -94,14 +76,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     natsServers: c.NATS_URL,
     httpPort: c.HTTP_PORT,
     partitions: c.PARTITIONS,
-    apiBaseUrl,
-    // Our sandbox serves the token endpoint next to the API; Intuit's lives on its own host.
-    tokenUrl: c.QBO_TOKEN_URL ?? (c.QBO_API_BASE_URL ? `${c.QBO_API_BASE_URL}/oauth2/v1/tokens/bearer` : TOKEN_URL),
-    clientId: c.QBO_CLIENT_ID,
-    clientSecret: c.QBO_CLIENT_SECRET,
-    tokenKey: c.TOKEN_ENCRYPTION_KEY,
+    ...quickbooksSettings(c),
     leaseTtlMs: c.LEASE_TTL_MS,
     coalesceMs: c.COALESCE_MS,
+    maxConcurrentRealms: c.MAX_CONCURRENT_REALMS,
     maxAttempts: c.MAX_ATTEMPTS,
     fetchStrategy: c.FETCH_STRATEGY,
     retryBaseMs: c.RETRY_BASE_MS,

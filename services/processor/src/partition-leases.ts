@@ -35,6 +35,7 @@ export class PartitionLeases {
   #timer: NodeJS.Timeout | undefined;
   #beat: Promise<void> = Promise.resolve();
   #stopped = false;
+  #joined = false;
 
   constructor(
     private readonly kv: KV,
@@ -77,6 +78,12 @@ export class PartitionLeases {
   async #heartbeat(): Promise<void> {
     const now = Date.now();
     await this.kv.put(`member.${this.options.owner}`, String(now));
+    // A newcomer announces itself one beat before claiming, so replicas starting together see
+    // each other and split the partitions at once instead of one taking all and giving back.
+    if (!this.#joined) {
+      this.#joined = true;
+      return;
+    }
     const live = await this.#liveMembers(now);
     const share = Math.ceil(this.options.partitions / Math.max(1, live));
 

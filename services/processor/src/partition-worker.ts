@@ -1,5 +1,6 @@
 import { ChangeEvent, Consumers, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { DurableConsumer, type JsMsg, publishDurable } from "@qbo-webhooks/messaging";
+import type { LimitFunction } from "p-limit";
 import { type BatchDeps, type Pending, processRealmBatch } from "./realm-batch.js";
 
 /** The most events of one realm handled in one batch. */
@@ -21,7 +22,9 @@ interface RealmQueue {
 /**
  * Consumes one partition while this replica holds its lease. Realms run concurrently; each
  * realm's events run strictly one batch after another, and events arriving within `coalesceMs`
- * of each other share a batch (and its QuickBooks calls).
+ * of each other share a batch (and its QuickBooks calls). `batchSlots`, shared by all partitions
+ * of the replica, caps the realm batches running at once, so one replica's load stays bounded
+ * and more replicas bring more throughput.
  */
 export class PartitionWorker {
   readonly #realms = new Map<string, RealmQueue>();
@@ -35,6 +38,7 @@ export class PartitionWorker {
     readonly partition: number,
     private readonly deps: Omit<BatchDeps, "stillOwner"> & {
       coalesceMs: number;
+      batchSlots: LimitFunction;
       stillOwner: (partition: number) => boolean;
     },
   ) {}
@@ -92,15 +96,19 @@ export class PartitionWorker {
     if (queue.timer || queue.running || queue.pending.length === 0 || this.#stopping) return;
     queue.timer = setTimeout(() => {
       queue.timer = undefined;
-      queue.running = this.#run(realmId, queue).finally(() => {
-        queue.running = undefined;
-        if (queue.pending.length === 0) this.#realms.delete(realmId);
-        else this.#schedule(realmId, queue);
-      });
+      queue.running = this.deps
+        .batchSlots(() => this.#run(realmId, queue))
+        .finally(() => {
+          queue.running = undefined;
+          if (queue.pending.length === 0) this.#realms.delete(realmId);
+          else this.#schedule(realmId, queue);
+        });
     }, this.deps.coalesceMs);
   }
 
   async #run(realmId: string, queue: RealmQueue): Promise<void> {
+    // Stopped while waiting for a slot: `stop` hands the queued events back.
+    if (this.#stopping) return;
     const batch = queue.pending.splice(0, MAX_BATCH);
     queue.inWork = batch;
     try {

@@ -106,7 +106,7 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
   it("pipeline - a 429 storm and 5xx bursts slow it down but lose nothing (QBO.md §6, §8)", {
     timeout: 90_000,
   }, async () => {
-    pipeline.sandbox.setApiBehaviour({ requestsPerSecond: 3, serverErrors: [{ status: 503, percent: 20 }] });
+    pipeline.sandbox.setApiBehaviour({ requestsPerSecond: 1, serverErrors: [{ status: 503, percent: 20 }] });
     try {
       await trafficThenExactCopy(150, 6, 60_000);
       const stats = pipeline.sandbox.apiStats();

@@ -1,13 +1,21 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { Buckets, Streams } from "@qbo-webhooks/contracts";
+import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
-import { KvTokenSource, QuickBooksClient, TokenCipher } from "@qbo-webhooks/quickbooks";
+import {
+  DEFAULT_RATE_LIMITS,
+  KvTokenSource,
+  QuickBooksClient,
+  RealmRateLimiter,
+  SharedRealmBudget,
+  TokenCipher,
+} from "@qbo-webhooks/quickbooks";
+import pLimit from "p-limit";
 import type { Registry } from "prom-client";
 import { ChangeDelivery } from "./change-delivery.js";
 import type { ProcessorConfig } from "./config.js";
-import { EntityStore } from "./entity-store.js";
 import { PartitionLeases } from "./partition-leases.js";
 import { PartitionWorker } from "./partition-worker.js";
 import { createProcessorMetrics } from "./processor-metrics.js";
@@ -54,6 +62,10 @@ export async function startProcessor(
   });
   const quickbooks = new QuickBooksClient({
     baseUrl: config.apiBaseUrl,
+    limiter: new RealmRateLimiter(
+      DEFAULT_RATE_LIMITS,
+      new SharedRealmBudget(await bucket(Buckets.rateLimits), DEFAULT_RATE_LIMITS),
+    ),
     tokens,
     logger,
     registry,
@@ -61,6 +73,7 @@ export async function startProcessor(
   });
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
 
+  const batchSlots = pLimit(config.maxConcurrentRealms);
   const workers = new Map<number, PartitionWorker>();
   const leases: PartitionLeases = new PartitionLeases(
     await bucket(Buckets.leases),
@@ -79,6 +92,7 @@ export async function startProcessor(
             fetchStrategy: config.fetchStrategy,
             retryBaseMs: config.retryBaseMs,
             coalesceMs: config.coalesceMs,
+            batchSlots,
             ...(hooks ? { hooks } : {}),
             stillOwner: (p) => leases.isValid(p),
           }),

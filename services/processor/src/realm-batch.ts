@@ -8,10 +8,10 @@ import {
   Headers,
   Subjects,
 } from "@qbo-webhooks/contracts";
+import type { EntityStore } from "@qbo-webhooks/entity-store";
 import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
-import type { EntityStore } from "./entity-store.js";
 import type { ProcessorMetrics } from "./processor-metrics.js";
 
 export type FetchStrategy = "cdc" | "query";
@@ -151,7 +151,11 @@ async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityNam
   } else {
     const data = fetched.get(entity)?.get(event.id);
     // Gone by the time we asked: a Delete event for it follows, so nothing to apply now.
-    const applied = data !== undefined && (await deps.store.applyIfNewer(event.realmId, entity, data));
+    const applied =
+      data !== undefined &&
+      (event.repair
+        ? await deps.store.replace(event.realmId, entity, data)
+        : await deps.store.applyIfNewer(event.realmId, entity, data));
     if (applied) await publishChange(deps, event, entity, event.id, data);
     deps.metrics.events.inc({ result: applied ? "applied" : "stale" });
     if (event.operation === "Merge" && event.deletedId) {

@@ -20,7 +20,8 @@ export const PARTITIONS = 8;
  * The pipeline around the processor, for end-to-end tests and benchmarks: a real nats-server, the sandbox with
  * connected companies (three by default; tokens stored as the reconciler will), the ingress and ordering.
  */
-export async function startPipeline(options: { realms?: number } = {}) {
+export async function startPipeline(options: { realms?: number; partitions?: number } = {}) {
+  const partitions = options.partitions ?? PARTITIONS;
   const key = randomBytes(32);
   const nats = await NatsServerProcess.start();
   const reader = await NatsClient.connect({ servers: [nats.url], name: "reader", logger });
@@ -44,7 +45,7 @@ export async function startPipeline(options: { realms?: number } = {}) {
     {
       natsServers: [nats.url],
       httpPort: 0,
-      partitions: PARTITIONS,
+      partitions,
       maxAttempts: 5,
       streamReplicas: 1,
       shutdownDeadlineMs: 8000,
@@ -121,14 +122,17 @@ export async function startPipeline(options: { realms?: number } = {}) {
     fetchStrategy,
     natsServers: [nats.url],
     httpPort: 0,
-    partitions: PARTITIONS,
+    partitions,
+    environment: "sandbox",
     apiBaseUrl: sandbox.url,
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+    authorizeUrl: `${sandbox.url}/connect/oauth2`,
     clientId: "client",
     clientSecret: "secret",
     tokenKey: key,
     leaseTtlMs: 3000,
     coalesceMs: 100,
+    maxConcurrentRealms: 16,
     maxAttempts: 6,
     retryBaseMs: 50,
     throttleWaitMs: 500,
@@ -143,7 +147,7 @@ export async function startPipeline(options: { realms?: number } = {}) {
   const processorEnv = (id: string): Record<string, string> => ({
     NATS_URL: nats.url,
     HTTP_PORT: "0",
-    PARTITIONS: String(PARTITIONS),
+    PARTITIONS: String(partitions),
     QBO_API_BASE_URL: sandbox.url,
     QBO_CLIENT_ID: "client",
     QBO_CLIENT_SECRET: "secret",

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { parseQboTimestamp } from "@qbo-webhooks/contracts";
 import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
 import type { QboObject } from "@qbo-webhooks/quickbooks";
@@ -10,7 +11,7 @@ import type { QboObject } from "@qbo-webhooks/quickbooks";
 export class EntityStore {
   constructor(
     private readonly entities: KV,
-    private readonly watermarks: KV,
+    private readonly watermarksKv: KV,
   ) {}
 
   /** Stores `data` unless the stored copy is as new or newer; answers whether it stored it. */
@@ -30,6 +31,39 @@ export class EntityStore {
     }
   }
 
+  /** Our copy of one entity, if we have it. */
+  async read(realmId: string, entity: string, id: string): Promise<QboObject | undefined> {
+    const entry = await this.entities.get(kvKey(realmId, entity, id));
+    return entry?.operation === "PUT" ? entry.json<QboObject>() : undefined;
+  }
+
+  /** Stores `data` whatever the stored copy says (a repair); answers whether the copy changed. */
+  async replace(realmId: string, entity: string, data: QboObject): Promise<boolean> {
+    const stored = await this.read(realmId, entity, data.Id);
+    if (stored && isDeepStrictEqual(stored, data)) return false;
+    await this.entities.put(kvKey(realmId, entity, data.Id), JSON.stringify(data));
+    return true;
+  }
+
+  /** The ids of every entity of a type our copy holds for the realm. */
+  async idsOf(realmId: string, entity: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    const prefix = `${kvKey(realmId, entity)}.`;
+    for await (const key of await this.entities.keys(`${prefix}*`)) ids.add(unescapeKeyPart(key.slice(prefix.length)));
+    return ids;
+  }
+
+  /** The realm's watermark per entity type: the newest event time processed. */
+  async watermarks(realmId: string): Promise<Map<string, number>> {
+    const marks = new Map<string, number>();
+    const prefix = `${kvKey(realmId)}.`;
+    for await (const key of await this.watermarksKv.keys(`${prefix}*`)) {
+      const entry = await this.watermarksKv.get(key);
+      if (entry?.operation === "PUT") marks.set(unescapeKeyPart(key.slice(prefix.length)), Date.parse(entry.string()));
+    }
+    return marks;
+  }
+
   /** Removes the copy of a deleted (or merged-away) entity. */
   async remove(realmId: string, entity: string, id: string): Promise<void> {
     await this.entities.delete(kvKey(realmId, entity, id));
@@ -39,11 +73,11 @@ export class EntityStore {
   async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
     const key = kvKey(realmId, entity);
     for (;;) {
-      const current = await this.watermarks.get(key);
+      const current = await this.watermarksKv.get(key);
       if (current?.operation === "PUT" && Date.parse(current.string()) >= Date.parse(occurredAt)) return;
       try {
-        if (current) await this.watermarks.update(key, occurredAt, current.revision);
-        else await this.watermarks.create(key, occurredAt);
+        if (current) await this.watermarksKv.update(key, occurredAt, current.revision);
+        else await this.watermarksKv.create(key, occurredAt);
         return;
       } catch (err) {
         if (!isRevisionConflict(err)) throw err;
@@ -59,4 +93,9 @@ export function isNewer(candidate: QboObject, stored: QboObject): boolean {
   const [a, b] = [time(candidate), time(stored)];
   if (!Number.isNaN(a) && !Number.isNaN(b) && a !== b) return a > b;
   return Number(candidate.SyncToken ?? 0) > Number(stored.SyncToken ?? 0);
+}
+
+/** Reverses `kvKey`'s escaping of one part. */
+function unescapeKeyPart(part: string): string {
+  return part.replace(/=([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }

@@ -55,6 +55,11 @@ export class EntityVersions {
     }
   }
 
+  /** When the newest change recorded for the entity happened (ms since the epoch), if any. */
+  async recordedAt(realmId: string, entity: string, id: string): Promise<number | undefined> {
+    return (await this.#read(realmId, entity, id))?.value.at;
+  }
+
   async #read(realmId: string, entity: string, id: string): Promise<{ value: Recorded; revision: number } | undefined> {
     const entry = await this.kv.get(kvKey(realmId, entity, id));
     if (entry?.operation !== "PUT") return undefined;

@@ -1,0 +1,3 @@
+export { EntityStore, isNewer } from "./entity-store.js";
+export type { Verdict } from "./entity-versions.js";
+export { EntityVersions } from "./entity-versions.js";

@@ -1,0 +1,88 @@
+import { z } from "zod";
+import { QuickBooksError } from "./quickbooks-error.js";
+
+/** Intuit's consent page (QBO.md §7); the sandbox serves the same path. */
+export const INTUIT_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2";
+export const INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer";
+export const ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting";
+
+export interface OAuthEndpoint {
+  /** `https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer`, or the sandbox's. */
+  readonly tokenUrl: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+/** Tokens as issued, with expiry times in ms since the epoch. */
+export interface IssuedTokens {
+  readonly accessToken: string;
+  readonly refreshToken: string;
+  readonly accessExpiresAt: number;
+  readonly refreshExpiresAt: number;
+}
+
+const TokenResponse = z.object({
+  access_token: z.string(),
+  refresh_token: z.string(),
+  expires_in: z.number(),
+  x_refresh_token_expires_in: z.number(),
+});
+
+/** Where to send a user to connect a company: the consent page, coming back to `redirectUri` with a code. */
+export function authorizeUrl(
+  authorizeBase: string,
+  options: { clientId: string; redirectUri: string; state: string; scopes?: readonly string[] },
+): string {
+  const url = new URL(authorizeBase);
+  url.search = new URLSearchParams({
+    client_id: options.clientId,
+    response_type: "code",
+    scope: (options.scopes ?? [ACCOUNTING_SCOPE]).join(" "),
+    redirect_uri: options.redirectUri,
+    state: options.state,
+  }).toString();
+  return url.toString();
+}
+
+/**
+ * One call to the token endpoint: an authorization-code exchange or a refresh (QBO.md §7).
+ * @throws {QuickBooksError} QBO_UNAUTHORIZED when the grant is refused (`invalid_grant`: the code
+ *   or refresh token is used, replaced, expired or revoked); QBO_SERVER for any other failure,
+ *   which may succeed later.
+ */
+export async function requestTokens(
+  endpoint: OAuthEndpoint,
+  grant:
+    | { grant_type: "authorization_code"; code: string; redirect_uri: string }
+    | { grant_type: "refresh_token"; refresh_token: string },
+  now: () => number,
+): Promise<IssuedTokens> {
+  const response = await fetch(endpoint.tokenUrl, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${Buffer.from(`${endpoint.clientId}:${endpoint.clientSecret}`).toString("base64")}`,
+      accept: "application/json",
+    },
+    body: new URLSearchParams(grant),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const intuitTid = response.headers.get("intuit_tid") ?? undefined;
+    const refused = response.status === 400 || response.status === 401;
+    throw new QuickBooksError(
+      refused ? "QBO_UNAUTHORIZED" : "QBO_SERVER",
+      `token request ${refused ? "refused" : "failed"} (${response.status}): ${JSON.stringify(body)}`,
+      { status: response.status, ...(intuitTid ? { intuitTid } : {}) },
+    );
+  }
+  const parsed = TokenResponse.safeParse(body);
+  if (!parsed.success) throw new QuickBooksError("QBO_BAD_RESPONSE", "token endpoint answered without tokens");
+  const at = now();
+  return {
+    accessToken: parsed.data.access_token,
+    refreshToken: parsed.data.refresh_token,
+    accessExpiresAt: at + parsed.data.expires_in * 1000,
+    refreshExpiresAt: at + parsed.data.x_refresh_token_expires_in * 1000,
+  };
+}

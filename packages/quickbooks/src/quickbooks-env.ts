@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { INTUIT_AUTHORIZE_URL, INTUIT_TOKEN_URL } from "./oauth.js";
+
+const API_BASE = {
+  production: "https://quickbooks.api.intuit.com",
+  sandbox: "https://sandbox-quickbooks.api.intuit.com",
+};
+
+/** The environment variables of every service that calls QuickBooks (../shared/DESIGN.md), with clear errors. */
+export const quickbooksEnvFields = {
+  QBO_ENVIRONMENT: z
+    .enum(["production", "sandbox"], { error: 'must be "production" or "sandbox"' })
+    .default("production"),
+  QBO_API_BASE_URL: z.url("must be a URL such as http://127.0.0.1:8090").optional(),
+  QBO_TOKEN_URL: z.url("must be a URL").optional(),
+  QBO_AUTHORIZE_URL: z.url("must be a URL").optional(),
+  QBO_CLIENT_ID: z.string({ error: "is required: the app's OAuth client id from the Intuit developer portal" }).min(1),
+  QBO_CLIENT_SECRET: z.string({ error: "is required: the app's OAuth client secret" }).min(1),
+  TOKEN_ENCRYPTION_KEY: z
+    .string({ error: "is required: 32 random bytes, base64 (openssl rand -base64 32)" })
+    .transform((text) => Buffer.from(text, "base64"))
+    .refine((key) => key.length === 32, "must be 32 bytes, base64 (openssl rand -base64 32)"),
+};
+
+type Parsed = z.output<z.ZodObject<typeof quickbooksEnvFields>>;
+
+export interface QuickBooksSettings {
+  readonly environment: "production" | "sandbox";
+  readonly apiBaseUrl: string;
+  readonly tokenUrl: string;
+  readonly authorizeUrl: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly tokenKey: Uint8Array;
+}
+
+/** Where QuickBooks lives for the chosen environment; our sandbox serves OAuth next to its API. */
+export function quickbooksSettings(c: Parsed): QuickBooksSettings {
+  const sandbox = c.QBO_API_BASE_URL;
+  return {
+    environment: c.QBO_ENVIRONMENT,
+    apiBaseUrl: sandbox ?? API_BASE[c.QBO_ENVIRONMENT],
+    tokenUrl: c.QBO_TOKEN_URL ?? (sandbox ? `${sandbox}/oauth2/v1/tokens/bearer` : INTUIT_TOKEN_URL),
+    authorizeUrl: c.QBO_AUTHORIZE_URL ?? (sandbox ? `${sandbox}/connect/oauth2` : INTUIT_AUTHORIZE_URL),
+    clientId: c.QBO_CLIENT_ID,
+    clientSecret: c.QBO_CLIENT_SECRET,
+    tokenKey: c.TOKEN_ENCRYPTION_KEY,
+  };
+}

@@ -1,0 +1,121 @@
+import { hostname } from "node:os";
+import { ENTITY_NAMES, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
+import type { LogLevel } from "@qbo-webhooks/observability";
+import { type QuickBooksSettings, quickbooksEnvFields, quickbooksSettings } from "@qbo-webhooks/quickbooks";
+import { booleanFlag, commaList, commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
+import { z } from "zod";
+
+const MINUTE = 60_000;
+
+const ReconcilerEnv = z.object({
+  ...commonEnv(8083),
+  ...quickbooksEnvFields,
+  /** Where Intuit sends the user back after consent: this service's `/oauth/callback`, as registered with Intuit. */
+  QBO_REDIRECT_URI: z.url("must be the URL of this service's /oauth/callback, as registered with Intuit").optional(),
+  /** The entity types a newly connected company is followed for (default: every type webhooks announce). */
+  QBO_ENTITIES: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined) return [...ENTITY_NAMES];
+      const names = commaList(text).map((word) => entityNameFromAnyCase(word) ?? word);
+      const unknown = names.filter((name) => !(ENTITY_NAMES as readonly string[]).includes(name));
+      if (unknown.length) ctx.addIssue({ code: "custom", message: `unknown entity types: ${unknown.join(", ")}` });
+      return names as EntityName[];
+    }),
+  /** `kubernetes`: a coordination.k8s.io Lease; `nats`: a lock in KV `qbo-leases`; `auto`: Kubernetes when running in a pod. */
+  LEADER_ELECTION: z
+    .enum(["auto", "kubernetes", "nats"], { error: 'must be "auto", "kubernetes" or "nats"' })
+    .default("auto"),
+  LEADER_LEASE_NAME: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name")
+    .default("qbo-webhooks-reconciler"),
+  POD_NAMESPACE: z.string().default("default"),
+  /** A leader that has not renewed for this long is replaced. */
+  LEADER_LEASE_MS: integer(3000, 300_000, 15_000),
+  /** The leader stops acting when it could not renew for this long: before anyone may take over. */
+  LEADER_RENEW_DEADLINE_MS: integer(2000, 300_000, 10_000),
+  LEADER_RETRY_MS: integer(200, 60_000, 2000),
+  /** How often the leader's control loops run. */
+  LOOP_INTERVAL_MS: integer(100, 600_000, 5000),
+  /** Refresh access tokens this long before they lapse. */
+  TOKEN_REFRESH_AHEAD_MS: integer(MINUTE, 55 * MINUTE, 15 * MINUTE),
+  /** A realm without webhooks for this long gets a CDC catch-up (QuickBooks may have stopped sending). */
+  SILENCE_MS: integer(MINUTE, 24 * 60 * MINUTE, 15 * MINUTE),
+  /** Changes CDC finds that are older than this and no webhook announced count as missed. */
+  MISSED_GRACE_MS: integer(0, 24 * 60 * MINUTE, 10 * MINUTE),
+  DAILY_CDC: booleanFlag(true),
+  /** CDC runs at once across realms (each realm's calls stay within its rate limit). */
+  CDC_CONCURRENCY: integer(1, 100, 4),
+  RECONCILER_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '-' and '_' only")
+    .optional(),
+});
+
+export interface LeaderSettings {
+  readonly mode: "kubernetes" | "nats";
+  readonly leaseName: string;
+  readonly namespace: string;
+  readonly leaseMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryMs: number;
+}
+
+export interface ReconcilerConfig extends QuickBooksSettings {
+  readonly natsServers: readonly string[];
+  readonly httpPort: number;
+  readonly redirectUri: string;
+  readonly entities: readonly EntityName[];
+  readonly leader: LeaderSettings;
+  readonly loopIntervalMs: number;
+  readonly tokenRefreshAheadMs: number;
+  readonly silenceMs: number;
+  readonly missedGraceMs: number;
+  readonly dailyCdc: boolean;
+  readonly cdcConcurrency: number;
+  readonly reconcilerId: string;
+  readonly streamReplicas: number;
+  readonly shutdownDeadlineMs: number;
+  readonly logLevel: LogLevel;
+  readonly exportTraces: boolean;
+}
+
+/** @throws {ConfigError} naming every bad variable; secrets are never echoed. */
+export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
+  const c = loadEnv(
+    ReconcilerEnv.refine((v) => v.LEADER_RENEW_DEADLINE_MS < v.LEADER_LEASE_MS, {
+      path: ["LEADER_RENEW_DEADLINE_MS"],
+      message: "must be shorter than LEADER_LEASE_MS, so a leader stops before it can be replaced",
+    }),
+    env,
+  );
+  const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
+  return {
+    ...quickbooksSettings(c),
+    natsServers: c.NATS_URL,
+    httpPort: c.HTTP_PORT,
+    redirectUri: c.QBO_REDIRECT_URI ?? `http://127.0.0.1:${c.HTTP_PORT}/oauth/callback`,
+    entities: c.QBO_ENTITIES,
+    leader: {
+      mode: c.LEADER_ELECTION === "auto" ? (inCluster ? "kubernetes" : "nats") : c.LEADER_ELECTION,
+      leaseName: c.LEADER_LEASE_NAME,
+      namespace: c.POD_NAMESPACE,
+      leaseMs: c.LEADER_LEASE_MS,
+      renewDeadlineMs: c.LEADER_RENEW_DEADLINE_MS,
+      retryMs: c.LEADER_RETRY_MS,
+    },
+    loopIntervalMs: c.LOOP_INTERVAL_MS,
+    tokenRefreshAheadMs: c.TOKEN_REFRESH_AHEAD_MS,
+    silenceMs: c.SILENCE_MS,
+    missedGraceMs: c.MISSED_GRACE_MS,
+    dailyCdc: c.DAILY_CDC,
+    cdcConcurrency: c.CDC_CONCURRENCY,
+    reconcilerId: c.RECONCILER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, "-")}-${process.pid}`,
+    streamReplicas: c.NATS_STREAM_REPLICAS,
+    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
+    logLevel: c.LOG_LEVEL,
+    exportTraces: exportsTraces(c),
+  };
+}

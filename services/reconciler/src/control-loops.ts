@@ -1,0 +1,214 @@
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { ChangeEvent, type RealmRecord, Streams } from "@qbo-webhooks/contracts";
+import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
+import type { Logger } from "@qbo-webhooks/observability";
+import { type KvTokenSource, QuickBooksError } from "@qbo-webhooks/quickbooks";
+import pLimit from "p-limit";
+import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
+import type { RealmRegistry } from "./realm-registry.js";
+import type { ReconcilerMetrics } from "./reconciler-metrics.js";
+
+export interface LoopSettings {
+  readonly intervalMs: number;
+  readonly tokenRefreshAheadMs: number;
+  readonly silenceMs: number;
+  readonly dailyCdc: boolean;
+  readonly cdcConcurrency: number;
+}
+
+export interface LoopDeps extends CdcDeps {
+  readonly tokens: KvTokenSource;
+  readonly registry: RealmRegistry;
+  readonly metrics: ReconcilerMetrics;
+  readonly logger: Logger;
+  readonly client: NatsClient;
+}
+
+/**
+ * What the leader does, every `intervalMs` while it leads: refreshes tokens ahead of expiry,
+ * marks realms whose refresh QuickBooks refused as disconnected, runs CDC per realm when one is
+ * due (at the start of leadership, on request or reconnect, after a realm's webhooks went silent,
+ * and once a day), and publishes the pipeline's backlog and dead letters as metrics.
+ */
+export class ControlLoops {
+  readonly #running = new Set<string>();
+  /** Realms caught up since this leadership began: every realm gets one catch-up at its start. */
+  readonly #caughtUp = new Set<string>();
+  readonly #retryAt = new Map<string, { at: number; failures: number }>();
+  readonly #lastWebhook = new Map<string, number>();
+  readonly #limit: ReturnType<typeof pLimit>;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<void> = Promise.resolve();
+  #watcher: { stop(): void } | undefined;
+
+  constructor(
+    private readonly deps: LoopDeps,
+    private readonly settings: LoopSettings,
+  ) {
+    this.#limit = pLimit(settings.cdcConcurrency);
+  }
+
+  /** Runs until `signal` aborts (leadership ended). */
+  async start(signal: AbortSignal): Promise<void> {
+    this.#caughtUp.clear();
+    this.#watcher = await this.#watchWebhooks();
+    const loop = () => {
+      if (signal.aborted) return;
+      this.#tick = this.#once().catch((err: unknown) => this.deps.logger.error({ err }, "control loop failed"));
+      void this.#tick.then(() => {
+        if (!signal.aborted) this.#timer = setTimeout(loop, this.settings.intervalMs);
+      });
+    };
+    signal.addEventListener("abort", () => this.#stopLoop(), { once: true });
+    loop();
+  }
+
+  /** Waits for the loop and the CDC runs under way to finish. */
+  async stop(): Promise<void> {
+    this.#stopLoop();
+    await this.#tick;
+    await this.#limit(() => undefined); // queued after every run under way (FIFO)
+  }
+
+  #stopLoop(): void {
+    clearTimeout(this.#timer);
+    this.#watcher?.stop();
+    this.#watcher = undefined;
+  }
+
+  async #once(): Promise<void> {
+    const realms = await this.deps.registry.list();
+    const connected = realms.filter((r) => r.status === "connected");
+    this.deps.metrics.realms.set({ status: "connected" }, connected.length);
+    this.deps.metrics.realms.set({ status: "disconnected" }, realms.length - connected.length);
+    for (const realm of connected) {
+      if (!this.deps.stillLeader()) return;
+      if (!(await this.#keepTokensAlive(realm))) continue;
+      await this.#recordWebhooks(realm);
+      const kind = this.#cdcDue(realm);
+      if (kind) this.#runCdc(realm, kind);
+    }
+    await this.#publishBacklog(connected);
+  }
+
+  /** Refreshes ahead of expiry; false when QuickBooks refused and the realm is now disconnected. */
+  async #keepTokensAlive(realm: RealmRecord): Promise<boolean> {
+    try {
+      const { tokens, refreshed } = await this.deps.tokens.refreshIfExpiring(
+        realm.realmId,
+        this.settings.tokenRefreshAheadMs,
+      );
+      if (refreshed) this.deps.metrics.tokenRefreshes.inc({ result: "refreshed" });
+      if (realm.accessTokenExpiresAt !== tokens.accessExpiresAt) {
+        await this.deps.registry.update(
+          realm.realmId,
+          (r) =>
+            r && { ...r, accessTokenExpiresAt: tokens.accessExpiresAt, refreshTokenExpiresAt: tokens.refreshExpiresAt },
+        );
+      }
+      return true;
+    } catch (err) {
+      if (err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED") {
+        this.deps.metrics.tokenRefreshes.inc({ result: "refused" });
+        this.deps.logger.error(
+          { realmId: realm.realmId, err },
+          "QuickBooks refused the realm's tokens; marked disconnected",
+        );
+        await this.deps.registry.update(
+          realm.realmId,
+          (r) =>
+            r && {
+              ...r,
+              status: "disconnected",
+              statusReason: `${err.message} (connect the company again: /connect)`,
+            },
+        );
+        return false;
+      }
+      this.deps.metrics.tokenRefreshes.inc({ result: "failed" });
+      this.deps.logger.warn({ realmId: realm.realmId, err }, "token refresh failed; will retry");
+      return true;
+    }
+  }
+
+  #cdcDue(realm: RealmRecord): CdcKind | undefined {
+    const now = this.deps.now();
+    if (this.#running.has(realm.realmId)) return undefined;
+    const retry = this.#retryAt.get(realm.realmId);
+    if (retry && performance.now() < retry.at) return undefined;
+    if (realm.cdcRequestedAt !== undefined) return "requested";
+    if (!this.#caughtUp.has(realm.realmId)) return "catch-up";
+    const heardOf = Math.max(realm.lastWebhookAt ?? 0, realm.lastCdcAt ?? 0, realm.connectedAt);
+    if (now - heardOf > this.settings.silenceMs) return "catch-up";
+    if (this.settings.dailyCdc && now >= nextDailyCdc(realm)) return "daily";
+    return undefined;
+  }
+
+  #runCdc(realm: RealmRecord, kind: CdcKind): void {
+    this.#running.add(realm.realmId);
+    void this.#limit(async () => {
+      try {
+        if (!this.deps.stillLeader()) return;
+        await runRealmCdc(this.deps, realm, kind);
+        this.deps.metrics.cdcRuns.inc({ result: "succeeded" });
+        this.#caughtUp.add(realm.realmId);
+        this.#retryAt.delete(realm.realmId);
+      } catch (err) {
+        this.deps.metrics.cdcRuns.inc({ result: "failed" });
+        const failures = (this.#retryAt.get(realm.realmId)?.failures ?? 0) + 1;
+        this.#retryAt.set(realm.realmId, {
+          failures,
+          at: performance.now() + backoffMs(failures, this.settings.intervalMs, 30 * 60_000),
+        });
+        this.deps.logger.error({ err, realmId: realm.realmId, kind, failures }, "CDC run failed; will retry");
+        await this.deps.registry
+          .update(realm.realmId, (r) => r && { ...r, lastCdcAt: this.deps.now(), lastCdcResult: "failed" })
+          .catch(() => undefined);
+      } finally {
+        this.#running.delete(realm.realmId);
+      }
+    });
+  }
+
+  /** Keeps each realm's last webhook time in its record, from what this leader saw arrive. */
+  async #recordWebhooks(realm: RealmRecord): Promise<void> {
+    const seen = this.#lastWebhook.get(realm.realmId);
+    if (seen === undefined || seen <= (realm.lastWebhookAt ?? 0)) return;
+    await this.deps.registry.update(
+      realm.realmId,
+      (r) => r && { ...r, lastWebhookAt: Math.max(seen, r.lastWebhookAt ?? 0) },
+    );
+  }
+
+  /** Follows new webhook events on QBO_EVENTS (an ordered consumer: nothing durable). */
+  async #watchWebhooks(): Promise<{ stop(): void }> {
+    const consumer = await this.deps.client.js.consumers.get(Streams.events.name, {
+      filter_subjects: ["qbo.events.>"],
+      deliver_policy: DeliverPolicy.New,
+    });
+    const messages = await consumer.consume();
+    void (async () => {
+      for await (const msg of messages) {
+        const event = ChangeEvent.safeParse(msg.json());
+        if (event.success && event.data.source === "webhook")
+          this.#lastWebhook.set(event.data.realmId, this.deps.now());
+      }
+    })().catch((err: unknown) => this.deps.logger.warn({ err }, "webhook watch ended"));
+    return { stop: () => void messages.stop() };
+  }
+
+  async #publishBacklog(connected: readonly RealmRecord[]): Promise<void> {
+    const { jsm } = this.deps.client;
+    for (const stream of [Streams.webhooks, Streams.events, Streams.changes]) {
+      for await (const info of jsm.consumers.list(stream.name)) {
+        this.deps.metrics.consumerPending.set(
+          { stream: stream.name, consumer: info.name },
+          info.num_pending + info.num_ack_pending,
+        );
+      }
+    }
+    this.deps.metrics.dlqMessages.set((await jsm.streams.info(Streams.dlq.name)).state.messages);
+    const verified = connected.map((r) => r.verifiedUntil ?? r.connectedAt);
+    this.deps.metrics.cdcLag.set(verified.length ? Math.max(0, (this.deps.now() - Math.min(...verified)) / 1000) : 0);
+  }
+}

@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
+import {
+  type CdcFindings,
+  type ChangeEvent,
+  changeEventFromObject,
+  Headers,
+  type RealmRecord,
+  Subjects,
+} from "@qbo-webhooks/contracts";
+import type { EntityStore, EntityVersions } from "@qbo-webhooks/entity-store";
+import { type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import type { Logger } from "@qbo-webhooks/observability";
+import type { QboObject, QuickBooksClient } from "@qbo-webhooks/quickbooks";
+import { scanRealm } from "./cdc-scan.js";
+import type { RealmRegistry } from "./realm-registry.js";
+import type { ReconcilerMetrics } from "./reconciler-metrics.js";
+
+const DAY = 24 * 3600_000;
+/** CDC looks back at most 30 days (QBO.md §4); beyond that, a full resync. */
+const CDC_LOOKBACK_MS = 30 * DAY - 3600_000;
+/** Clocks differ and QuickBooks' times have one-second resolution: verify a little further back. */
+const MARGIN_MS = 5 * 60_000;
+const EVENTS_PER_MESSAGE = 500;
+const encoder = new TextEncoder();
+
+/** `catch-up`: from the watermarks; `daily`: over the last day, also repairing our copy; `requested`: by hand. */
+export type CdcKind = "catch-up" | "daily" | "requested";
+
+export interface CdcDeps {
+  readonly client: NatsClient;
+  readonly quickbooks: QuickBooksClient;
+  readonly store: EntityStore;
+  readonly versions: EntityVersions;
+  readonly registry: RealmRegistry;
+  readonly metrics: ReconcilerMetrics;
+  readonly logger: Logger;
+  /** The clock QuickBooks' times are compared with (the sandbox's, in tests). */
+  readonly now: () => number;
+  readonly missedGraceMs: number;
+  /** Checked before publishing: a replica that lost leadership must not act. */
+  readonly stillLeader: () => boolean;
+}
+
+export interface CdcOutcome {
+  readonly found: number;
+  readonly published: number;
+  readonly missed: number;
+  readonly repaired: number;
+}
+
+/**
+ * One CDC run for one realm: scans QuickBooks from the realm's oldest watermark (or the start of
+ * its last verified run, if older), and publishes what the pipeline has not seen as `source=cdc`
+ * events to QBO_WEBHOOKS, so ordering dedupes and drops stale ones as for webhooks. Changes no
+ * webhook announced count as missed. A daily run, or a full resync, also compares our copy with
+ * QuickBooks' and repairs what differs. Afterwards the realm is verified up to the run's start.
+ */
+export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKind): Promise<CdcOutcome> {
+  const startedAt = deps.now();
+  const since = await windowStart(deps, realm, kind, startedAt);
+  const full = since === undefined;
+  const scan = await scanRealm(deps.quickbooks, realm.realmId, realm.entities, since, (typesDone, found) =>
+    deps.registry
+      .update(realm.realmId, (r) => r && { ...r, cdcProgress: { found, typesDone, types: realm.entities.length } })
+      .then(() => undefined),
+  );
+
+  const events: ChangeEvent[] = [];
+  let found = 0;
+  let missed = 0;
+  let repaired = 0;
+  const repair = (entity: string, object: QboObject) => {
+    const event = changeEventFromObject(realm.realmId, entity, object, { repair: true });
+    if (!event) return;
+    repaired++;
+    events.push({ ...event, eventId: `${event.eventId}.${startedAt}` });
+  };
+  for (const [entity, objects] of scan.found) {
+    for (const object of objects) {
+      found++;
+      const event = changeEventFromObject(realm.realmId, entity, object);
+      if (!event) continue;
+      const at = Date.parse(event.occurredAt);
+      const recorded = await deps.versions.recordedAt(realm.realmId, entity, object.Id);
+      if (recorded === undefined || at > recorded) {
+        events.push(event);
+        // Unannounced and old enough that no webhook is merely on its way: QuickBooks did not tell us.
+        if (!full && at < startedAt - deps.missedGraceMs) missed++;
+      } else if (kind === "daily" || full) {
+        const copy = await deps.store.read(realm.realmId, entity, object.Id);
+        const differs = event.operation === "Delete" ? copy !== undefined : !isDeepStrictEqual(copy, object);
+        if (differs) repair(entity, object);
+      }
+    }
+  }
+  for (const entity of scan.listedInFull) {
+    const live = new Set((scan.found.get(entity) ?? []).map((o) => o.Id));
+    for (const id of await deps.store.idsOf(realm.realmId, entity)) {
+      if (live.has(id)) continue;
+      // Gone from QuickBooks with no trace CDC could show: delete our copy as of now.
+      const deletedAt = new Date(startedAt).toISOString();
+      repair(entity, { Id: id, status: "Deleted", MetaData: { LastUpdatedTime: deletedAt } });
+    }
+  }
+
+  for (let i = 0; i < events.length; i += EVENTS_PER_MESSAGE) {
+    if (!deps.stillLeader()) throw new Error("leadership lost during the CDC run; the next leader runs it again");
+    const findings: CdcFindings = { realmId: realm.realmId, events: events.slice(i, i + EVENTS_PER_MESSAGE) };
+    const body = encoder.encode(JSON.stringify(findings));
+    await publishDurable(deps.client, Subjects.webhooks, body, {
+      msgId: createHash("sha256").update(body).digest("hex"),
+      timeoutMs: 5000,
+      headers: { [Headers.payloadForm]: "cdc" },
+    });
+  }
+  deps.metrics.missed.inc(missed);
+  deps.metrics.repairs.inc(repaired);
+  await deps.registry.update(realm.realmId, (r) => {
+    if (!r) return undefined;
+    const { cdcProgress: _progress, cdcRequestedAt, ...rest } = r;
+    return {
+      ...rest,
+      ...(cdcRequestedAt !== undefined && cdcRequestedAt > startedAt ? { cdcRequestedAt } : {}),
+      verifiedUntil: Math.max(r.verifiedUntil ?? 0, startedAt - MARGIN_MS),
+      lastCdcAt: deps.now(),
+      lastCdcResult: "succeeded",
+      ...(kind === "daily" ? { lastDailyCdcAt: startedAt } : {}),
+    };
+  });
+  deps.logger.info(
+    {
+      realmId: realm.realmId,
+      kind,
+      full,
+      since: since && new Date(since).toISOString(),
+      found,
+      published: events.length,
+      missed,
+      repaired,
+    },
+    "CDC run finished",
+  );
+  return { found, published: events.length, missed, repaired };
+}
+
+/**
+ * Where a run starts: the realm's oldest watermark or its last verified time, whichever is older
+ * (a daily run: the last day, from the previous daily run); undefined means a full resync, for a
+ * realm never verified or one whose start lies beyond CDC's 30 days.
+ */
+async function windowStart(deps: CdcDeps, realm: RealmRecord, kind: CdcKind, now: number): Promise<Date | undefined> {
+  const marks = await deps.store.watermarks(realm.realmId);
+  const followed = realm.entities.flatMap((entity) => {
+    const mark = marks.get(entity);
+    return mark === undefined ? [] : [mark];
+  });
+  const candidates = [...followed, ...(realm.verifiedUntil === undefined ? [] : [realm.verifiedUntil])];
+  let start = candidates.length === 0 ? undefined : Math.min(...candidates) - MARGIN_MS;
+  if (kind === "daily" && start !== undefined) start = Math.min(start, (realm.lastDailyCdcAt ?? now - DAY) - MARGIN_MS);
+  if (start === undefined || now - start > CDC_LOOKBACK_MS) return undefined;
+  return new Date(start);
+}
+
+/** When a realm's daily CDC is due: once a day, at an hour of its own so realms spread over the day. */
+export function nextDailyCdc(realm: RealmRecord): number {
+  const offset = Number.parseInt(createHash("sha256").update(realm.realmId).digest("hex").slice(0, 8), 16) % DAY;
+  const last = realm.lastDailyCdcAt ?? realm.connectedAt;
+  const dayStart = last - (last % DAY);
+  const slot = dayStart + offset;
+  return slot > last ? slot : slot + DAY;
+}

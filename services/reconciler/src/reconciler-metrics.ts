@@ -1,0 +1,61 @@
+import { Counter, Gauge, type Registry } from "prom-client";
+
+export interface ReconcilerMetrics {
+  readonly cdcRuns: Counter<"result">;
+  readonly missed: Counter;
+  readonly repairs: Counter;
+  readonly cdcLag: Gauge;
+  readonly consumerPending: Gauge<"stream" | "consumer">;
+  readonly dlqMessages: Gauge;
+  readonly realms: Gauge<"status">;
+  readonly tokenRefreshes: Counter<"result">;
+  readonly leader: Gauge;
+}
+
+/** The reconciler's metrics (../shared/DESIGN.md); per-realm detail lives in KV `qbo-realms`, not in labels. */
+export function createReconcilerMetrics(registry: Registry): ReconcilerMetrics {
+  const registers = [registry];
+  return {
+    cdcRuns: new Counter({
+      name: "qbo_cdc_runs_total",
+      help: "CDC runs per realm, by result (succeeded, failed).",
+      labelNames: ["result"],
+      registers,
+    }),
+    missed: new Counter({
+      name: "qbo_cdc_missed_events_total",
+      help: "Changes CDC found that no webhook had announced: rising means webhooks fail outside our view.",
+      registers,
+    }),
+    repairs: new Counter({
+      name: "qbo_cdc_repairs_total",
+      help: "Entities whose copy differed from QuickBooks' and was repaired by a daily CDC or a resync.",
+      registers,
+    }),
+    cdcLag: new Gauge({
+      name: "qbo_cdc_lag_seconds",
+      help: "Now minus the oldest verified point over connected realms.",
+      registers,
+    }),
+    consumerPending: new Gauge({
+      name: "qbo_consumer_pending",
+      help: "Messages not yet delivered or not yet acked, per stream and durable consumer.",
+      labelNames: ["stream", "consumer"],
+      registers,
+    }),
+    dlqMessages: new Gauge({ name: "qbo_dlq_messages", help: "Dead letters waiting in QBO_DLQ.", registers }),
+    realms: new Gauge({
+      name: "qbo_realms",
+      help: "Companies by status (connected, disconnected).",
+      labelNames: ["status"],
+      registers,
+    }),
+    tokenRefreshes: new Counter({
+      name: "qbo_token_refreshes_total",
+      help: "Token refreshes by this replica, by result (refreshed, refused, failed).",
+      labelNames: ["result"],
+      registers,
+    }),
+    leader: new Gauge({ name: "qbo_reconciler_leader", help: "1 while this replica leads.", registers }),
+  };
+}
