@@ -4,7 +4,7 @@ import { ENTITY_NAMES } from "./entity-names.js";
 export const RealmStatus = z.enum(["connected", "disconnected"]);
 export type RealmStatus = z.infer<typeof RealmStatus>;
 
-const time = z.number().int().nonnegative();
+const time = z.number().nonnegative();
 
 /**
  * A connected company (KV `qbo-realms`, key = realmId): written when it connects, kept up to date

@@ -86,11 +86,12 @@ export class KvTokenSource implements TokenSource {
       const { tokens, revision } = await this.#read(realmId);
       if (tokens.refusedAt !== undefined) throw refused(realmId);
       if (!due(tokens)) return { tokens, refreshed: false };
-      if ((tokens.refreshingUntil ?? 0) > this.now()) {
+      // The claim is a lease between processes: real time, whatever clock token expiry is read on.
+      if ((tokens.refreshingUntil ?? 0) > Date.now()) {
         await sleep(200);
         continue;
       }
-      const claimed = { ...tokens, refreshingUntil: this.now() + REFRESH_LEASE_MS };
+      const claimed = { ...tokens, refreshingUntil: Date.now() + REFRESH_LEASE_MS };
       try {
         await this.kv.update(kvKey(realmId), this.cipher.encrypt(JSON.stringify(claimed)), revision);
       } catch (err) {

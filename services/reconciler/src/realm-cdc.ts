@@ -82,11 +82,13 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       const event = changeEventFromObject(realm.realmId, entity, object);
       if (!event) continue;
       const at = Date.parse(event.occurredAt);
+      // Too young to judge: its webhook may be on its way. The next run's window covers it.
+      if (!full && at > startedAt - deps.missedGraceMs) continue;
       const recorded = await deps.versions.recordedAt(realm.realmId, entity, object.Id);
       if (recorded === undefined || at > recorded) {
         events.push(event);
-        // Unannounced and old enough that no webhook is merely on its way: QuickBooks did not tell us.
-        if (!full && at < startedAt - deps.missedGraceMs) missed++;
+        // Unannounced, and old enough that no webhook is merely on its way: QuickBooks did not tell us.
+        if (!full) missed++;
       } else if (kind === "daily" || full) {
         const copy = await deps.store.read(realm.realmId, entity, object.Id);
         const differs = event.operation === "Delete" ? copy !== undefined : !isDeepStrictEqual(copy, object);
@@ -122,7 +124,7 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
     return {
       ...rest,
       ...(cdcRequestedAt !== undefined && cdcRequestedAt > startedAt ? { cdcRequestedAt } : {}),
-      verifiedUntil: Math.max(r.verifiedUntil ?? 0, startedAt - MARGIN_MS),
+      verifiedUntil: Math.max(r.verifiedUntil ?? 0, startedAt - Math.max(MARGIN_MS, deps.missedGraceMs)),
       lastCdcAt: deps.now(),
       lastCdcResult: "succeeded",
       ...(kind === "daily" ? { lastDailyCdcAt: startedAt } : {}),

@@ -20,7 +20,9 @@ export const PARTITIONS = 8;
  * The pipeline around the processor, for end-to-end tests and benchmarks: a real nats-server, the sandbox with
  * connected companies (three by default; tokens stored as the reconciler will), the ingress and ordering.
  */
-export async function startPipeline(options: { realms?: number; partitions?: number } = {}) {
+export async function startPipeline(
+  options: { realms?: number; partitions?: number; policy?: "current" | "legacy" } = {},
+) {
   const partitions = options.partitions ?? PARTITIONS;
   const key = randomBytes(32);
   const nats = await NatsServerProcess.start();
@@ -60,6 +62,7 @@ export async function startPipeline(options: { realms?: number; partitions?: num
     clientSecret: "secret",
     verifierToken: TOKEN,
     endpointUrl: `http://127.0.0.1:${ingress.port}/webhooks/quickbooks`,
+    policy: options.policy ?? "current",
   });
   const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas: 1 }), new TokenCipher(key), {
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,

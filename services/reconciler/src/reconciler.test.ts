@@ -1,0 +1,230 @@
+import { Buckets } from "@qbo-webhooks/contracts";
+import { kvKey, openBucket } from "@qbo-webhooks/messaging";
+import { createLogger } from "@qbo-webhooks/observability";
+import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
+import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
+import type { Company } from "@qbo-webhooks/sandbox";
+import type { Counter } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ReconcilerConfig } from "./config.js";
+import { RealmRegistry } from "./realm-registry.js";
+import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
+
+const HOUR = 3600_000;
+
+function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConfig {
+  const base = pipeline.processorConfig(id);
+  return {
+    environment: "sandbox",
+    apiBaseUrl: base.apiBaseUrl,
+    tokenUrl: base.tokenUrl,
+    authorizeUrl: base.authorizeUrl,
+    clientId: base.clientId,
+    clientSecret: base.clientSecret,
+    tokenKey: base.tokenKey,
+    natsServers: base.natsServers,
+    httpPort: 0,
+    redirectUri: "http://127.0.0.1/oauth/callback",
+    entities: [
+      "Customer",
+      "Vendor",
+      "Invoice",
+      "Item",
+      "Payment",
+      "Bill",
+      "Estimate",
+      "Account",
+      "Employee",
+      "TimeActivity",
+    ],
+    leader: { mode: "nats", leaseName: "test", namespace: "test", leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 },
+    loopIntervalMs: 200,
+    tokenRefreshAheadMs: 15 * 60_000,
+    silenceMs: 15 * 60_000,
+    missedGraceMs: 5 * 60_000,
+    dailyCdc: true,
+    cdcConcurrency: 4,
+    reconcilerId: id,
+    streamReplicas: 1,
+    shutdownDeadlineMs: 8000,
+    logLevel: "silent",
+    exportTraces: false,
+  };
+}
+
+async function counter(service: ReconcilerService, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await (service.registry.getSingleMetric(name) as Counter | undefined)?.get())?.values ?? [];
+  return metric
+    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+describe("reconciler against the sandbox (legacy delivery policy)", () => {
+  let pipeline: Pipeline;
+  let processor: ProcessorService;
+  const reconcilers: ReconcilerService[] = [];
+  let realms: RealmRegistry;
+  const leader = () => reconcilers.find((r) => r.isLeader()) as ReconcilerService;
+  const follower = () => reconcilers.find((r) => !r.isLeader()) as ReconcilerService;
+
+  beforeAll(async () => {
+    pipeline = await startPipeline({ realms: 3, policy: "legacy" });
+    processor = await startProcessor(pipeline.processorConfig("proc"), logger);
+    for (const id of ["rec-a", "rec-b"]) {
+      reconcilers.push(
+        await startReconciler(
+          reconcilerConfig(pipeline, id),
+          process.env.DEBUG_RECONCILER ? createLogger({ service: id, level: "info" }) : logger,
+          { now: () => pipeline.sandbox.clock.now() },
+        ),
+      );
+    }
+    realms = new RealmRegistry(await openBucket(pipeline.reader, Buckets.realms, { replicas: 1 }));
+  });
+  afterAll(async () => {
+    for (const r of reconcilers) await r.close();
+    await processor?.close();
+    await pipeline?.close();
+  });
+
+  it("connect - /connect through consent to /oauth/callback stores tokens and registers the realm; a full resync copies what exists", async () => {
+    // Entities made before the company connected: no webhook will ever announce them.
+    for (const company of pipeline.realms) company.create("Customer");
+    for (const company of pipeline.realms) {
+      const response = await fetch(`http://127.0.0.1:${reconcilers[0]?.port}/connect?realmId=${company.realmId}`, {
+        redirect: "manual",
+      });
+      expect(response.status).toBe(302);
+      const consent = await fetch(response.headers.get("location") ?? "", { redirect: "manual" });
+      const callback = new URL(consent.headers.get("location") ?? "");
+      // Intuit sends the browser back to the registered redirect URI: here, the reconciler itself.
+      const answer = await fetch(`http://127.0.0.1:${reconcilers[1]?.port}/oauth/callback${callback.search}`);
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toMatchObject({ realmId: company.realmId, status: "connected" });
+    }
+    expect((await realms.list()).map((r) => r.status)).toEqual(["connected", "connected", "connected"]);
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
+  });
+
+  it("connect - a callback without a state we issued is refused", async () => {
+    const answer = await fetch(
+      `http://127.0.0.1:${reconcilers[0]?.port}/oauth/callback?code=x&realmId=1&state=forged.mac`,
+    );
+    expect(answer.status).toBe(400);
+  });
+
+  it("leader - exactly one replica leads, and only it refreshes tokens", async () => {
+    await expect.poll(() => reconcilers.filter((r) => r.isLeader()).length, { timeout: 10_000 }).toBe(1);
+    // Twelve hours of QuickBooks time, an hour at a time: each step expires every access token.
+    for (let step = 0; step < 12; step++) {
+      await pipeline.sandbox.clock.advance(HOUR);
+      await expect
+        .poll(
+          async () =>
+            (await realms.list()).every(
+              (r) => (r.accessTokenExpiresAt ?? 0) > pipeline.sandbox.clock.now() + 15 * 60_000,
+            ),
+          {
+            timeout: 10_000,
+          },
+        )
+        .toBe(true);
+    }
+    expect(await counter(leader(), "qbo_token_refreshes_total", { result: "refreshed" })).toBeGreaterThanOrEqual(12);
+    expect(await counter(follower(), "qbo_token_refreshes_total")).toBe(0);
+    expect(await counter(leader(), "qbo_token_refreshes_total", { result: "refused" })).toBe(0);
+    // The rotated tokens still work: a change after all those refreshes reaches our copy.
+    const [company] = pipeline.realms as [Company];
+    company.create("Vendor");
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
+  });
+
+  it("cdc - notifications dropped by QuickBooks are found by CDC; the missed count equals what was lost", {
+    timeout: 60_000,
+  }, async () => {
+    pipeline.sandbox.setWebhookFaults("app", [{ kind: "drop", percent: 20 }]);
+    const missedBefore = await counter(leader(), "qbo_cdc_missed_events_total");
+    const history = pipeline.sandbox.deliveries("app").notifications.length;
+    await pipeline.traffic(300, 11);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Lost: entities whose latest change no delivered notification announced (QuickBooks' times
+    // have one-second resolution, so a delivered change within the same second announces it too).
+    const latest = new Map<string, number>();
+    const announced = new Map<string, number>();
+    for (const notification of pipeline.sandbox.deliveries("app").notifications.slice(history)) {
+      for (const change of notification.changes) {
+        for (const id of [change.id, ...(change.deletedId ? [change.deletedId] : [])]) {
+          const key = `${change.realmId}/${change.entity}/${id}`;
+          latest.set(key, Math.max(latest.get(key) ?? 0, change.at));
+          if (notification.state === "delivered") announced.set(key, Math.max(announced.get(key) ?? 0, change.at));
+        }
+      }
+    }
+    const second = (ms: number) => Math.floor(ms / 1000);
+    const lost = [...latest].filter(([key, at]) => second(at) > second(announced.get(key) ?? 0)).length;
+    expect(lost).toBeGreaterThan(0);
+    pipeline.sandbox.setWebhookFaults("app", []);
+    // The webhooks have gone silent; past SILENCE_MS of QuickBooks time the leader catches up by CDC.
+    await pipeline.sandbox.clock.advance(20 * 60_000);
+    await expect.poll(pipeline.copy, { timeout: 30_000, interval: 300 }).toEqual(pipeline.truth());
+    expect((await counter(leader(), "qbo_cdc_missed_events_total")) - missedBefore).toBe(lost);
+  });
+
+  it("cdc - a realm's CDC asked for by hand (the CLI's way) runs and is recorded", async () => {
+    const [company] = pipeline.realms as [Company];
+    const before = (await realms.get(company.realmId))?.lastCdcAt ?? 0;
+    await realms.update(company.realmId, (r) => r && { ...r, cdcRequestedAt: pipeline.sandbox.clock.now() });
+    await expect
+      .poll(
+        async () => {
+          const record = await realms.get(company.realmId);
+          return record?.cdcRequestedAt === undefined && (record?.lastCdcAt ?? 0) > before;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+  });
+
+  it("daily - the daily CDC repairs a copy damaged outside the pipeline", async () => {
+    const entities = await openBucket(pipeline.reader, Buckets.entities, { replicas: 1 });
+    const [first, second] = pipeline.realms as [Company, Company];
+    const victim = first.create("Customer");
+    const altered = second.create("Vendor");
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
+    await entities.delete(kvKey(first.realmId, "Customer", victim.Id));
+    const key = kvKey(second.realmId, "Vendor", altered.Id);
+    const stored = (await entities.get(key))?.json<Record<string, unknown>>() ?? {};
+    await entities.put(key, JSON.stringify({ ...stored, DisplayName: "tampered", SyncToken: "7" }));
+    expect(await pipeline.copy()).not.toEqual(pipeline.truth());
+    const repairsBefore = await counter(leader(), "qbo_cdc_repairs_total");
+    await pipeline.sandbox.clock.advance(25 * HOUR);
+    await expect.poll(pipeline.copy, { timeout: 30_000, interval: 300 }).toEqual(pipeline.truth());
+    expect((await entities.get(key))?.json<Record<string, unknown>>()).toEqual(second.snapshot().Vendor?.[altered.Id]);
+    expect((await counter(leader(), "qbo_cdc_repairs_total")) - repairsBefore).toBeGreaterThanOrEqual(2);
+  });
+
+  it("tokens - a revoked realm is marked disconnected with the reason; the others go on", async () => {
+    const [kept, , revoked] = pipeline.realms as [Company, Company, Company];
+    pipeline.sandbox.oauth.revokeCompany("app", revoked.realmId);
+    await pipeline.sandbox.clock.advance(HOUR);
+    await expect
+      .poll(async () => (await realms.get(revoked.realmId))?.status, { timeout: 10_000 })
+      .toBe("disconnected");
+    expect((await realms.get(revoked.realmId))?.statusReason).toMatch(/refused/);
+    expect((await realms.get(kept.realmId))?.status).toBe("connected");
+    const vendor = kept.create("Vendor");
+    await expect
+      .poll(async () => (await pipeline.copy())[kept.realmId]?.[`Vendor/${vendor.Id}`], { timeout: 20_000 })
+      .toBe("0");
+  });
+
+  it("metrics - backlog, dead letters, CDC lag and realms by status are published", async () => {
+    const text = await leader().registry.metrics();
+    expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_WEBHOOKS",consumer="ordering"[^}]*\} \d+/);
+    expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_EVENTS",consumer="processor-p0"[^}]*\} \d+/);
+    expect(text).toMatch(/qbo_dlq_messages(\{[^}]*\})? \d+/);
+    expect(text).toMatch(/qbo_cdc_lag_seconds(\{[^}]*\})? \d+/);
+    expect(text).toMatch(/qbo_realms\{status="disconnected"[^}]*\} 1/);
+    expect(text).toMatch(/qbo_cdc_runs_total\{result="succeeded"[^}]*\} [1-9]/);
+  });
+});
