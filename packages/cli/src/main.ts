@@ -45,8 +45,8 @@ if (!group || group === "help") {
 }
 if (group !== "dlq" || !["list", "show", "replay"].includes(command ?? ""))
   fail(`unknown command "${positionals.join(" ")}"`);
-if (values.stage && !["ingress", "ordering", "processor"].includes(values.stage))
-  fail(`--stage must be ingress, ordering or processor`);
+if (values.stage && !["ingress", "ordering", "processor", "delivery"].includes(values.stage))
+  fail("--stage must be ingress, ordering, processor or delivery");
 const partitions = Number(values.partitions);
 if (!Number.isInteger(partitions) || partitions < 1) fail("--partitions must be a whole number of at least 1");
 const seqs = rest.map(Number);
