@@ -5,8 +5,11 @@ import type { QboObject, QuickBooksClient } from "@qbo-webhooks/quickbooks";
 export interface ScanResult {
   /** Objects changed or deleted (`status: "Deleted"`) in the window, per entity type. */
   readonly found: Map<EntityName, QboObject[]>;
-  /** Types listed in full (a resync): every live id is in `found`, so ids missing from it were deleted. */
-  readonly listedInFull: Set<EntityName>;
+  /**
+   * For types listed in full (a resync): ids our copy held before the listing began that QuickBooks
+   * no longer has. Taken before listing, so an entity created meanwhile is never mistaken for one deleted.
+   */
+  readonly vanished: Map<EntityName, string[]>;
 }
 
 /**
@@ -21,10 +24,11 @@ export async function scanRealm(
   realmId: string,
   types: readonly EntityName[],
   since: Date | undefined,
+  copyIds: (entity: EntityName) => Promise<Set<string>>,
   progress: (typesDone: number, found: number) => Promise<void>,
 ): Promise<ScanResult> {
   const found = new Map<EntityName, QboObject[]>();
-  const listedInFull = new Set<EntityName>();
+  const vanished = new Map<EntityName, string[]>();
   let done = 0;
   let count = 0;
   const take = async (entity: EntityName, objects: QboObject[]) => {
@@ -33,9 +37,17 @@ export async function scanRealm(
   };
   const typeDone = async () => progress(++done, count);
   const listAll = async (entity: EntityName, from?: Date) => {
-    for await (const page of quickbooks.queryAll(realmId, entity, from ? { since: from } : {}))
+    const before = from ? undefined : await copyIds(entity);
+    const listed = new Set<string>();
+    for await (const page of quickbooks.queryAll(realmId, entity, from ? { since: from } : {})) {
+      for (const object of page) listed.add(object.Id);
       await take(entity, page);
-    if (!from) listedInFull.add(entity);
+    }
+    if (before)
+      vanished.set(
+        entity,
+        [...before].filter((id) => !listed.has(id)),
+      );
   };
 
   const cdcTypes = types.filter((entity) => !CDC_UNSUPPORTED_ENTITIES.has(entity));
@@ -45,7 +57,7 @@ export async function scanRealm(
       await listAll(entity);
       await typeDone();
     }
-    return { found, listedInFull };
+    return { found, vanished };
   }
   const together = cdcTypes.length > 0 ? await quickbooks.changedSince(realmId, cdcTypes, since) : undefined;
   for (const entity of cdcTypes) {
@@ -66,5 +78,5 @@ export async function scanRealm(
     await listAll(entity, since);
     await typeDone();
   }
-  return { found, listedInFull };
+  return { found, vanished };
 }

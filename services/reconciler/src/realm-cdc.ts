@@ -60,7 +60,8 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
   const startedAt = deps.now();
   const since = await windowStart(deps, realm, kind, startedAt);
   const full = since === undefined;
-  const scan = await scanRealm(deps.quickbooks, realm.realmId, realm.entities, since, (typesDone, found) =>
+  const copyIds = (entity: string) => deps.store.idsOf(realm.realmId, entity);
+  const scan = await scanRealm(deps.quickbooks, realm.realmId, realm.entities, since, copyIds, (typesDone, found) =>
     deps.registry
       .update(realm.realmId, (r) => r && { ...r, cdcProgress: { found, typesDone, types: realm.entities.length } })
       .then(() => undefined),
@@ -85,25 +86,29 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       // Too young to judge: its webhook may be on its way. The next run's window covers it.
       if (!full && at > startedAt - deps.missedGraceMs) continue;
       const recorded = await deps.versions.recordedAt(realm.realmId, entity, object.Id);
-      if (recorded === undefined || at > recorded) {
-        events.push(event);
-        // Unannounced, and old enough that no webhook is merely on its way: QuickBooks did not tell us.
-        if (!full) missed++;
-      } else if (kind === "daily" || full) {
-        const copy = await deps.store.read(realm.realmId, entity, object.Id);
-        const differs = event.operation === "Delete" ? copy !== undefined : !isDeepStrictEqual(copy, object);
-        if (differs) repair(entity, object);
+      const copy = await deps.store.read(realm.realmId, entity, object.Id);
+      // Our copy is behind QuickBooks'. Versions are compared as well as times: QuickBooks' times have
+      // one-second resolution, so a change in the same second as an announced one hides behind it.
+      const behind =
+        event.operation === "Delete"
+          ? copy !== undefined
+          : copy === undefined || Number(copy.SyncToken ?? 0) < Number(object.SyncToken ?? 0);
+      const newer = recorded === undefined || at > recorded;
+      if (newer || behind) {
+        // Not newer by time but behind by version: ordering would drop it as stale, so it goes as a repair.
+        if (newer) events.push(event);
+        else repair(entity, object);
+        // No webhook brought it, though it is old enough to have: QuickBooks did not tell us.
+        if (behind && !full) missed++;
+      } else if (kind === "daily" && event.operation !== "Delete" && !isDeepStrictEqual(copy, object)) {
+        repair(entity, object);
       }
     }
   }
-  for (const entity of scan.listedInFull) {
-    const live = new Set((scan.found.get(entity) ?? []).map((o) => o.Id));
-    for (const id of await deps.store.idsOf(realm.realmId, entity)) {
-      if (live.has(id)) continue;
-      // Gone from QuickBooks with no trace CDC could show: delete our copy as of now.
-      const deletedAt = new Date(startedAt).toISOString();
-      repair(entity, { Id: id, status: "Deleted", MetaData: { LastUpdatedTime: deletedAt } });
-    }
+  for (const [entity, ids] of scan.vanished) {
+    // Gone from QuickBooks with no trace CDC could show: deleted as of the run's start.
+    const deletedAt = new Date(startedAt).toISOString();
+    for (const id of ids) repair(entity, { Id: id, status: "Deleted", MetaData: { LastUpdatedTime: deletedAt } });
   }
 
   for (let i = 0; i < events.length; i += EVENTS_PER_MESSAGE) {

@@ -11,12 +11,13 @@ export class RealmRegistry {
   }
 
   async list(): Promise<RealmRecord[]> {
-    const realms: RealmRecord[] = [];
+    // A key written while the listing runs can be listed twice: keep one record per realm.
+    const realms = new Map<string, RealmRecord>();
     for await (const key of await this.kv.keys()) {
       const entry = await this.kv.get(key);
-      if (entry?.operation === "PUT") realms.push(RealmRecord.parse(entry.json()));
+      if (entry?.operation === "PUT") realms.set(key, RealmRecord.parse(entry.json()));
     }
-    return realms.sort((a, b) => a.realmId.localeCompare(b.realmId));
+    return [...realms.values()].sort((a, b) => a.realmId.localeCompare(b.realmId));
   }
 
   /**
