@@ -1,2 +1,3 @@
 export type { DeadLetter } from "./dead-letters.js";
 export { listDeadLetters, readDeadLetter, replayDeadLetter } from "./dead-letters.js";
+export { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";

@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
-import { ensureStream, NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { Buckets, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { RealmRegistry } from "@qbo-webhooks/entity-store";
+import { ensureStream, NatsClient, openBucket, publishDurable } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -79,5 +80,82 @@ describe("qbo-webhooks dlq", () => {
       code: 2,
       stderr: expect.stringMatching(/unknown command[\s\S]*usage: qbo-webhooks/),
     });
+  });
+});
+
+describe("qbo-webhooks realms", () => {
+  let nats: NatsServerProcess;
+  let client: NatsClient;
+  let realms: RealmRegistry;
+  const cli = (...args: string[]) => run(process.execPath, [MAIN, ...args, "--nats", nats.url]);
+
+  beforeAll(async () => {
+    nats = await NatsServerProcess.start();
+    client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
+    realms = new RealmRegistry(await openBucket(client, Buckets.realms, { replicas: 1 }));
+    for (const realmId of ["111", "222"]) {
+      await realms.update(realmId, () => ({
+        realmId,
+        environment: "sandbox",
+        entities: ["Customer", "Invoice"],
+        connectedAt: Date.parse("2026-11-20T10:00:00Z"),
+        status: "connected",
+        lastWebhookAt: Date.parse("2026-11-23T09:00:00Z"),
+      }));
+    }
+  });
+  afterAll(async () => {
+    await client?.drain();
+    await nats?.dispose();
+  });
+
+  it("realms - lists companies with status and last webhook, as text and as JSON", async () => {
+    const { stdout } = await cli("realms", "list");
+    expect(stdout).toMatch(/^realm\s+status/);
+    expect(stdout).toMatch(/111\s+connected\s+2\s+2026-11-23T09:00:00Z/);
+    expect(JSON.parse((await cli("realms", "list", "--json")).stdout)).toHaveLength(2);
+  });
+
+  it("realms - cdc --no-wait asks the reconciler for a CDC of the realm", async () => {
+    await cli("realms", "cdc", "111", "--no-wait");
+    expect((await realms.get("111"))?.cdcRequestedAt).toBeGreaterThan(0);
+  });
+
+  it("realms - cdc waits for the leader's run and reports it; without a reconciler it times out clearly", async () => {
+    const error = await cli("realms", "cdc", "222", "--timeout", "1").catch(
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(error).toMatchObject({ code: 1, stderr: expect.stringMatching(/did not finish within 1 s/) });
+    // A leader finishing the run: the request is cleared and the run recorded.
+    const asked = Date.now();
+    const waiting = cli("realms", "cdc", "222", "--json", "--timeout", "20");
+    await expect
+      .poll(async () => (await realms.get("222"))?.cdcRequestedAt ?? 0, { timeout: 10_000 })
+      .toBeGreaterThan(asked);
+    await realms.update("222", (r) => {
+      if (!r) return undefined;
+      const { cdcRequestedAt: _done, ...rest } = r;
+      return { ...rest, lastCdcAt: Date.now(), lastCdcResult: "succeeded", verifiedUntil: Date.now() };
+    });
+    expect(JSON.parse((await waiting).stdout)).toMatchObject({ realmId: "222", lastCdcResult: "succeeded" });
+  });
+
+  it("realms - disconnect marks the realm and forgets its tokens; unknown realms are named", async () => {
+    await cli("realms", "disconnect", "222");
+    expect(await realms.get("222")).toMatchObject({ status: "disconnected", statusReason: /operator/ });
+    const error = await cli("realms", "cdc", "999").catch((err: { code: number; stderr: string }) => err);
+    expect(error).toMatchObject({ code: 1, stderr: expect.stringMatching(/no realm 999/) });
+  });
+
+  it("realms - connect prints the reconciler's connect URL", async () => {
+    const { stdout } = await cli(
+      "realms",
+      "connect",
+      "--reconciler",
+      "http://rec.example:8083",
+      "--entities",
+      "Customer",
+    );
+    expect(stdout).toContain("http://rec.example:8083/connect?entities=Customer");
   });
 });

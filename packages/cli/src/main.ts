@@ -4,15 +4,21 @@ import { parseArgs } from "node:util";
 import { NatsClient } from "@qbo-webhooks/messaging";
 import { createLogger } from "@qbo-webhooks/observability";
 import { listDeadLetters, readDeadLetter, replayDeadLetter } from "./dead-letters.js";
+import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 
 const USAGE = `usage: qbo-webhooks <command> [options]
 
+  realms list                                     connected companies: status, last webhook, last CDC, tokens
+  realms connect [--entities Customer,Invoice]    the URL that connects a company (open it in a browser)
+  realms disconnect <realmId>                     stop following a company and forget its tokens
+  realms cdc <realmId> [--no-wait]                run a CDC catch-up for a company now, with progress
   dlq list [--stage ingress|ordering|processor|delivery]   dead letters with their reasons
   dlq show <seq>                                  one dead letter, with its body
   dlq replay <seq>... | --all [--stage S]         send back where it failed, then remove it
 
 options: --json (machine-readable output), --nats URL (default NATS_URL or nats://127.0.0.1:4222),
-         --partitions N (default PARTITIONS or 64; must match the processors)`;
+         --partitions N (default PARTITIONS or 64; must match the processors),
+         --reconciler URL (default RECONCILER_URL or http://127.0.0.1:8083), --timeout SECONDS (default 600)`;
 
 function fail(message: string): never {
   process.stderr.write(`qbo-webhooks: ${message}\n\n${USAGE}\n`);
@@ -29,7 +35,12 @@ function parse() {
       stage: { type: "string" },
       nats: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
       partitions: { type: "string", default: process.env.PARTITIONS ?? "64" },
+      reconciler: { type: "string", default: process.env.RECONCILER_URL ?? "http://127.0.0.1:8083" },
+      entities: { type: "string" },
+      wait: { type: "boolean", default: true },
+      timeout: { type: "string", default: "600" },
     },
+    allowNegative: true,
   });
 }
 try {
@@ -43,8 +54,24 @@ if (!group || group === "help") {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-if (group !== "dlq" || !["list", "show", "replay"].includes(command ?? ""))
-  fail(`unknown command "${positionals.join(" ")}"`);
+const COMMANDS: Record<string, readonly string[]> = {
+  dlq: ["list", "show", "replay"],
+  realms: ["list", "connect", "disconnect", "cdc"],
+};
+if (!COMMANDS[group]?.includes(command ?? "")) fail(`unknown command "${positionals.join(" ")}"`);
+if (group === "realms" && command === "connect") {
+  // Needs no NATS: the reconciler serves the flow.
+  const url = new URL("/connect", values.reconciler);
+  if (values.entities) url.searchParams.set("entities", values.entities);
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify({ url: url.toString() })}\n`
+      : `Open this in a browser and approve the company:\n  ${url}\n`,
+  );
+  process.exit(0);
+}
+const timeoutSeconds = Number(values.timeout);
+if (!(timeoutSeconds > 0)) fail("--timeout must be a number of seconds above 0");
 if (values.stage && !["ingress", "ordering", "processor", "delivery"].includes(values.stage))
   fail("--stage must be ingress, ordering, processor or delivery");
 const partitions = Number(values.partitions);
@@ -67,7 +94,31 @@ const print = (data: unknown, text: string) =>
   process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : `${text}\n`);
 
 try {
-  if (command === "list") {
+  if (group === "realms") {
+    const realms = await openRealms(client);
+    const realmId = rest[0];
+    if (command === "list") {
+      const all = await realms.list();
+      print(all, realmLines(all));
+    } else if (!realmId) {
+      fail(`realms ${command} needs a realm id; see qbo-webhooks realms list`);
+    } else if (command === "disconnect") {
+      const record = await disconnectRealm(client, realms, realmId);
+      print(record, `realm ${realmId} disconnected; connect it again with qbo-webhooks realms connect`);
+    } else {
+      const record = await requestCdc(realms, realmId, {
+        wait: values.wait,
+        showProgress: !values.json && process.stderr.isTTY === true,
+        timeoutMs: timeoutSeconds * 1000,
+      });
+      print(
+        record,
+        values.wait
+          ? `CDC of ${realmId} ${record.lastCdcResult ?? "finished"}; verified until ${new Date(record.verifiedUntil ?? 0).toISOString()}`
+          : `CDC of ${realmId} requested; the reconciler's leader runs it`,
+      );
+    }
+  } else if (command === "list") {
     const letters = await listDeadLetters(client, values.stage);
     print(
       letters.map(({ body: _body, ...meta }) => meta),

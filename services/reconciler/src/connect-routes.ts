@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { ENTITY_NAMES, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
+import type { RealmRegistry } from "@qbo-webhooks/entity-store";
 import type { Logger } from "@qbo-webhooks/observability";
 import {
   authorizeUrl,
@@ -9,7 +10,6 @@ import {
   requestTokens,
 } from "@qbo-webhooks/quickbooks";
 import { type Request, type Response, Router } from "express";
-import type { RealmRegistry } from "./realm-registry.js";
 
 export interface ConnectSettings {
   readonly oauth: OAuthEndpoint;

@@ -1,11 +1,11 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ChangeEvent, type RealmRecord, Streams } from "@qbo-webhooks/contracts";
+import type { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import { type KvTokenSource, QuickBooksError } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
-import type { RealmRegistry } from "./realm-registry.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
 export interface LoopSettings {

@@ -8,12 +8,11 @@ import {
   type RealmRecord,
   Subjects,
 } from "@qbo-webhooks/contracts";
-import type { EntityStore, EntityVersions } from "@qbo-webhooks/entity-store";
+import type { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { QboObject, QuickBooksClient } from "@qbo-webhooks/quickbooks";
 import { scanRealm } from "./cdc-scan.js";
-import type { RealmRegistry } from "./realm-registry.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
 const DAY = 24 * 3600_000;

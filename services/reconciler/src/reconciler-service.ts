@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { Buckets, Streams } from "@qbo-webhooks/contracts";
-import { EntityStore, EntityVersions } from "@qbo-webhooks/entity-store";
+import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
 import {
@@ -22,7 +22,6 @@ import { KubernetesLeaseLock } from "./leader/kubernetes-lease-lock.js";
 import { KvLeaderLock } from "./leader/kv-leader-lock.js";
 import { LeaderElector } from "./leader/leader-elector.js";
 import type { LeaderLock } from "./leader/leader-lock.js";
-import { RealmRegistry } from "./realm-registry.js";
 import { createReconcilerMetrics } from "./reconciler-metrics.js";
 
 export interface ReconcilerService {

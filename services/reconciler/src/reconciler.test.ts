@@ -1,4 +1,5 @@
 import { Buckets } from "@qbo-webhooks/contracts";
+import { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { kvKey, openBucket } from "@qbo-webhooks/messaging";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
 import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
@@ -6,7 +7,6 @@ import type { Company } from "@qbo-webhooks/sandbox";
 import type { Counter } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReconcilerConfig } from "./config.js";
-import { RealmRegistry } from "./realm-registry.js";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
 
 const HOUR = 3600_000;
