@@ -64,9 +64,18 @@ export class EntityStore {
     return marks;
   }
 
-  /** Removes the copy of a deleted (or merged-away) entity. */
-  async remove(realmId: string, entity: string, id: string): Promise<void> {
-    await this.entities.delete(kvKey(realmId, entity, id));
+  /** Removes the copy of a deleted (or merged-away) entity; answers whether there was one. */
+  async remove(realmId: string, entity: string, id: string): Promise<boolean> {
+    const key = kvKey(realmId, entity, id);
+    const current = await this.entities.get(key);
+    if (current?.operation !== "PUT") return false;
+    try {
+      await this.entities.delete(key, { previousSeq: current.revision });
+    } catch (err) {
+      if (!isRevisionConflict(err)) throw err;
+      return this.remove(realmId, entity, id); // changed meanwhile: look again
+    }
+    return true;
   }
 
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */

@@ -145,9 +145,10 @@ async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityNam
     return;
   }
   if (event.operation === "Delete") {
-    await deps.store.remove(event.realmId, entity, event.id);
-    await publishChange(deps, event, entity, event.id, undefined);
-    deps.metrics.events.inc({ result: "deleted" });
+    // A repeated or late Delete finds nothing to remove and changes nothing.
+    const removed = await deps.store.remove(event.realmId, entity, event.id);
+    if (removed) await publishChange(deps, event, entity, event.id, undefined);
+    deps.metrics.events.inc({ result: removed ? "deleted" : "stale" });
   } else {
     const data = fetched.get(entity)?.get(event.id);
     // Gone by the time we asked: a Delete event for it follows, so nothing to apply now.
@@ -159,8 +160,8 @@ async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityNam
     if (applied) await publishChange(deps, event, entity, event.id, data);
     deps.metrics.events.inc({ result: applied ? "applied" : "stale" });
     if (event.operation === "Merge" && event.deletedId) {
-      await deps.store.remove(event.realmId, entity, event.deletedId);
-      await publishChange(deps, event, entity, event.deletedId, undefined);
+      if (await deps.store.remove(event.realmId, entity, event.deletedId))
+        await publishChange(deps, event, entity, event.deletedId, undefined);
     }
   }
   await deps.store.advanceWatermark(event.realmId, entity, event.occurredAt);

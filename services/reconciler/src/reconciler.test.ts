@@ -4,59 +4,11 @@ import { kvKey, openBucket } from "@qbo-webhooks/messaging";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
 import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
 import type { Company } from "@qbo-webhooks/sandbox";
-import type { Counter } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ReconcilerConfig } from "./config.js";
+import { counter, reconcilerConfig } from "./reconciler-harness.test-kit.js";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
 
 const HOUR = 3600_000;
-
-function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConfig {
-  const base = pipeline.processorConfig(id);
-  return {
-    environment: "sandbox",
-    apiBaseUrl: base.apiBaseUrl,
-    tokenUrl: base.tokenUrl,
-    authorizeUrl: base.authorizeUrl,
-    clientId: base.clientId,
-    clientSecret: base.clientSecret,
-    tokenKey: base.tokenKey,
-    natsServers: base.natsServers,
-    httpPort: 0,
-    redirectUri: "http://127.0.0.1/oauth/callback",
-    entities: [
-      "Customer",
-      "Vendor",
-      "Invoice",
-      "Item",
-      "Payment",
-      "Bill",
-      "Estimate",
-      "Account",
-      "Employee",
-      "TimeActivity",
-    ],
-    leader: { mode: "nats", leaseName: "test", namespace: "test", leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 },
-    loopIntervalMs: 200,
-    tokenRefreshAheadMs: 15 * 60_000,
-    silenceMs: 15 * 60_000,
-    missedGraceMs: 5 * 60_000,
-    dailyCdc: true,
-    cdcConcurrency: 4,
-    reconcilerId: id,
-    streamReplicas: 1,
-    shutdownDeadlineMs: 8000,
-    logLevel: "silent",
-    exportTraces: false,
-  };
-}
-
-async function counter(service: ReconcilerService, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = (await (service.registry.getSingleMetric(name) as Counter | undefined)?.get())?.values ?? [];
-  return metric
-    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
-    .reduce((sum, v) => sum + v.value, 0);
-}
 
 describe("reconciler against the sandbox (legacy delivery policy)", () => {
   let pipeline: Pipeline;

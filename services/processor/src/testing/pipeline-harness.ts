@@ -28,21 +28,20 @@ export async function startPipeline(
   const nats = await NatsServerProcess.start();
   const reader = await NatsClient.connect({ servers: [nats.url], name: "reader", logger });
   const sandbox = await Sandbox.start({ seed: 21 });
-  const ingress: IngressService = await startIngress(
-    {
-      natsServers: [nats.url],
-      httpPort: 0,
-      verifierTokens: [TOKEN],
-      maxBodyBytes: 4 * 1024 * 1024,
-      publishTimeoutMs: 2000,
-      streamReplicas: 1,
-      shutdownDeadlineMs: 8000,
-      logLevel: "silent",
-      exportTraces: false,
-    },
-    logger,
-  );
+  const ingressConfig = (httpPort: number) => ({
+    natsServers: [nats.url],
+    httpPort,
+    verifierTokens: [TOKEN],
+    maxBodyBytes: 4 * 1024 * 1024,
+    publishTimeoutMs: 2000,
+    streamReplicas: 1,
+    shutdownDeadlineMs: 8000,
+    logLevel: "silent" as const,
+    exportTraces: false,
+  });
+  let ingress: IngressService = await startIngress(ingressConfig(0), logger);
   await ingress.ready;
+  const ingressPort = ingress.port;
   const ordering: OrderingService = await startOrdering(
     {
       natsServers: [nats.url],
@@ -61,7 +60,7 @@ export async function startPipeline(
     clientId: "client",
     clientSecret: "secret",
     verifierToken: TOKEN,
-    endpointUrl: `http://127.0.0.1:${ingress.port}/webhooks/quickbooks`,
+    endpointUrl: `http://127.0.0.1:${ingressPort}/webhooks/quickbooks`,
     policy: options.policy ?? "current",
   });
   const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas: 1 }), new TokenCipher(key), {
@@ -176,6 +175,13 @@ export async function startPipeline(
     return histories;
   };
 
+  /** An ingress outage: QuickBooks' deliveries fail (connection refused) until `restoreIngress`. */
+  const stopIngress = () => ingress.close();
+  const restoreIngress = async () => {
+    ingress = await startIngress(ingressConfig(ingressPort), logger);
+    await ingress.ready;
+  };
+
   const close = async () => {
     await ordering.close();
     await ingress.close();
@@ -188,7 +194,11 @@ export async function startPipeline(
     nats,
     reader,
     sandbox,
-    ingress,
+    get ingress() {
+      return ingress;
+    },
+    stopIngress,
+    restoreIngress,
     ordering,
     realms,
     copy,

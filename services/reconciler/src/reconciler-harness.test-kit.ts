@@ -1,0 +1,59 @@
+import { ENTITY_NAMES } from "@qbo-webhooks/contracts";
+import type { Pipeline } from "@qbo-webhooks/processor/testing";
+import type { Counter } from "prom-client";
+import { expect } from "vitest";
+import type { ReconcilerConfig } from "./config.js";
+import type { ReconcilerService } from "./reconciler-service.js";
+
+/** A reconciler for the pipeline harness: fast loops, short leases, the sandbox as QuickBooks. */
+export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConfig {
+  const base = pipeline.processorConfig(id);
+  return {
+    environment: "sandbox",
+    apiBaseUrl: base.apiBaseUrl,
+    tokenUrl: base.tokenUrl,
+    authorizeUrl: base.authorizeUrl,
+    clientId: base.clientId,
+    clientSecret: base.clientSecret,
+    tokenKey: base.tokenKey,
+    natsServers: base.natsServers,
+    httpPort: 0,
+    redirectUri: "http://127.0.0.1/oauth/callback",
+    // Every type webhooks announce, as a new company follows by default.
+    entities: [...ENTITY_NAMES],
+    leader: { mode: "nats", leaseName: "test", namespace: "test", leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 },
+    loopIntervalMs: 200,
+    tokenRefreshAheadMs: 15 * 60_000,
+    silenceMs: 15 * 60_000,
+    missedGraceMs: 5 * 60_000,
+    dailyCdc: true,
+    cdcConcurrency: 4,
+    reconcilerId: id,
+    streamReplicas: 1,
+    shutdownDeadlineMs: 8000,
+    logLevel: "silent",
+    exportTraces: false,
+  };
+}
+
+/** A counter's value on a replica, summed over the series matching `labels`. */
+export async function counter(service: ReconcilerService, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await (service.registry.getSingleMetric(name) as Counter | undefined)?.get())?.values ?? [];
+  return metric
+    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Connects every sandbox company through the reconciler's OAuth flow, as a user in a browser would. */
+export async function connectThroughConsent(pipeline: Pipeline, reconciler: ReconcilerService): Promise<void> {
+  for (const company of pipeline.realms) {
+    const start = await fetch(`http://127.0.0.1:${reconciler.port}/connect?realmId=${company.realmId}`, {
+      redirect: "manual",
+    });
+    expect(start.status).toBe(302);
+    const consent = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
+    const callback = new URL(consent.headers.get("location") ?? "");
+    const answer = await fetch(`http://127.0.0.1:${reconciler.port}/oauth/callback${callback.search}`);
+    expect(answer.status).toBe(200);
+  }
+}
