@@ -37,7 +37,11 @@ export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConf
 }
 
 /** A counter's value on a replica, summed over the series matching `labels`. */
-export async function counter(service: ReconcilerService, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function counter(
+  service: ReconcilerService,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = (await (service.registry.getSingleMetric(name) as Counter | undefined)?.get())?.values ?? [];
   return metric
     .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))

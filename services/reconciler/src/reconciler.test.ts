@@ -102,6 +102,34 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     expect((await counter(leader(), "qbo_cdc_missed_events_total")) - missedBefore).toBe(lost);
   });
 
+  it("legacy policy - an ingress outage gets the endpoint blacklisted; CDC still brings the copy to QuickBooks' state and counts every change it lost", {
+    timeout: 60_000,
+  }, async () => {
+    const missedBefore = await counter(leader(), "qbo_cdc_missed_events_total");
+    await pipeline.stopIngress();
+    await pipeline.traffic(120, 13);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Nothing reaches us now: every change made during the outage is lost unless CDC finds it.
+    const truth = pipeline.truth();
+    const copy = await pipeline.copy();
+    let lost = 0;
+    for (const [realm, entries] of Object.entries(truth)) {
+      for (const [key, version] of Object.entries(entries)) if (copy[realm]?.[key] !== version) lost++;
+      for (const key of Object.keys(copy[realm] ?? {})) if (!(key in entries)) lost++;
+    }
+    expect(lost).toBeGreaterThan(0);
+    // QuickBooks retries at +20, +30 and +50 minutes, then drops the notifications and blacklists us.
+    for (let minutes = 0; minutes < 120; minutes += 10) {
+      await pipeline.sandbox.clock.advance(10 * 60_000);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the refused POSTs, in real time
+    }
+    expect(pipeline.sandbox.deliveries("app").blacklisted).toBe(true);
+    await expect.poll(pipeline.copy, { timeout: 30_000, interval: 300 }).toEqual(pipeline.truth());
+    expect((await counter(leader(), "qbo_cdc_missed_events_total")) - missedBefore).toBe(lost);
+    await pipeline.restoreIngress();
+    pipeline.sandbox.webhooks("app").reenable();
+  });
+
   it("leader - exactly one replica leads, and only it refreshes tokens", async () => {
     await expect.poll(() => reconcilers.filter((r) => r.isLeader()).length, { timeout: 10_000 }).toBe(1);
     // Twelve hours of QuickBooks time, an hour at a time: each step expires every access token.
