@@ -205,6 +205,10 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
   });
 
   it("metrics - backlog, dead letters, CDC lag and realms by status are published", async () => {
+    // Gauges follow the loop's next pass.
+    await expect
+      .poll(() => leader().registry.metrics(), { timeout: 5000 })
+      .toMatch(/qbo_realms\{status="disconnected"[^}]*\} 1/);
     const text = await leader().registry.metrics();
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_WEBHOOKS",consumer="ordering"[^}]*\} \d+/);
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_EVENTS",consumer="processor-p0"[^}]*\} \d+/);
