@@ -1,6 +1,7 @@
 // `npm start`: runs the pipeline locally, with the services' logs on this terminal, until Ctrl-C:
 // nats-server; the QuickBooks sandbox making changes and sending their webhooks to the ingress;
-// ordering; and PROCESSORS processor replicas applying the changes from the sandbox's API.
+// ordering; the reconciler, through which every sandbox company connects (OAuth) and which
+// catches up by CDC; and PROCESSORS processor replicas applying the changes from the sandbox's API.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -84,73 +85,62 @@ const keyFile = join(root, ".data", "token-encryption-key");
 if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
 const tokenKey = process.env.TOKEN_ENCRYPTION_KEY ?? readFileSync(keyFile, "utf8").trim();
 const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
-await connectSandboxCompanies();
+const reconcilerUrl = "http://127.0.0.1:8083";
+const quickbooksEnv = {
+  QBO_ENVIRONMENT: "sandbox",
+  QBO_API_BASE_URL: sandboxUrl,
+  QBO_CLIENT_ID: "local-client-id",
+  QBO_CLIENT_SECRET: "local-client-secret",
+  TOKEN_ENCRYPTION_KEY: tokenKey,
+};
 
 const pipelineEnv = { NATS_URL: natsUrl, PARTITIONS: partitions };
 run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
   ...pipelineEnv,
   HTTP_PORT: "8081",
 });
+run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "main.js")], {
+  ...pipelineEnv,
+  ...quickbooksEnv,
+  HTTP_PORT: "8083",
+  QBO_REDIRECT_URI: `${reconcilerUrl}/oauth/callback`,
+  RECONCILER_ID: "local-1",
+});
+const connected = await connectSandboxCompanies();
 for (let i = 0; i < processors; i++) {
   run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "main.js")], {
     ...pipelineEnv,
-    HTTP_PORT: String(8082 + i),
+    ...quickbooksEnv,
+    // 8083 is the reconciler's.
+    HTTP_PORT: String(i === 0 ? 8082 : 8083 + i),
     PROCESSOR_ID: `local-${i + 1}`,
-    QBO_API_BASE_URL: sandboxUrl,
-    QBO_CLIENT_ID: "local-client-id",
-    QBO_CLIENT_SECRET: "local-client-secret",
-    TOKEN_ENCRYPTION_KEY: tokenKey,
   });
 }
 
 /**
- * Stands in for the OAuth connect flow (the reconciler's job, to come): takes tokens for every
- * sandbox company and stores them, encrypted, where the processors read them.
+ * Connects every sandbox company the way a user would: the reconciler's /connect, the sandbox's
+ * consent page (it approves at once), and back to the reconciler's /oauth/callback, which stores
+ * the tokens and registers the realm; its leader then runs the first CDC.
  */
 async function connectSandboxCompanies() {
-  const { NatsClient, openBucket } = await import("@qbo-webhooks/messaging");
-  const { KvTokenSource, TokenCipher } = await import("@qbo-webhooks/quickbooks");
-  const { createLogger } = await import("@qbo-webhooks/observability");
-  let companies;
-  for (let attempt = 0; attempt < 100 && !companies; attempt++) {
-    companies = await fetch(`${sandboxUrl}/_sandbox/companies`).then(
-      (r) => r.json(),
-      () => undefined,
-    );
-    if (!companies) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  if (!companies) throw new Error("the sandbox did not start");
-  const client = await NatsClient.connect({
-    servers: [natsUrl],
-    name: "npm-start",
-    logger: createLogger({ service: "npm-start", level: "warn" }),
-  });
-  const tokens = new KvTokenSource(
-    await openBucket(client, "qbo-tokens", { replicas: 1 }),
-    new TokenCipher(Buffer.from(tokenKey, "base64")),
-    {
-      tokenUrl: `${sandboxUrl}/oauth2/v1/tokens/bearer`,
-      clientId: "local-client-id",
-      clientSecret: "local-client-secret",
-    },
-  );
+  const companies = await retry(() => fetch(`${sandboxUrl}/_sandbox/companies`).then((r) => r.json()), "the sandbox");
+  await retry(() => fetch(`${reconcilerUrl}/readyz`).then((r) => (r.ok ? r : Promise.reject())), "the reconciler");
   for (const { realmId } of companies) {
-    const set = await (
-      await fetch(`${sandboxUrl}/_sandbox/apps/local-app/connections`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ realmId }),
-      })
-    ).json();
-    const now = Date.now();
-    await tokens.save(realmId, {
-      accessToken: set.access_token,
-      refreshToken: set.refresh_token,
-      accessExpiresAt: now + set.expires_in * 1000,
-      refreshExpiresAt: now + set.x_refresh_token_expires_in * 1000,
-    });
+    const answer = await fetch(`${reconcilerUrl}/connect?realmId=${realmId}`);
+    if (!answer.ok) throw new Error(`connecting ${realmId} failed: ${answer.status} ${await answer.text()}`);
   }
-  await client.drain();
+  return companies.length;
+}
+
+async function retry(attempt, what) {
+  for (let i = 0; i < 150; i++) {
+    try {
+      return await attempt();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`${what} did not start`);
 }
 
 console.log(`
@@ -162,7 +152,12 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   NATS              ${natsUrl}   (monitoring: http://127.0.0.1:8222/jsz)
   QuickBooks sandbox http://127.0.0.1:${sandboxPort}   (${trafficRate} changes/s; control API under /_sandbox)
 
-  ordering / processors     metrics on http://127.0.0.1:8081/metrics, :8082/metrics …  (${processors} processor replicas, ${partitions} partitions)
+  ordering / processors     metrics on http://127.0.0.1:8081/metrics, :8082/metrics, :8084 …  (${processors} processor replicas, ${partitions} partitions)
+  reconciler                http://127.0.0.1:8083/metrics; connect another company: http://127.0.0.1:8083/connect
+                            (${connected} sandbox companies connected through it)
+
+Companies and their CDC:    npm run qbo-webhooks -- realms list
+                            npm run qbo-webhooks -- realms cdc <realmId>
 
 Follow the change feed:     npm run tail
 Notifications received:     curl -s http://127.0.0.1:${httpPort}/metrics | grep qbo_webhook_requests_total
