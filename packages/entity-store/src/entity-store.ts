@@ -45,12 +45,15 @@ export class EntityStore {
     return true;
   }
 
-  /** The ids of every entity of a type our copy holds for the realm. */
-  async idsOf(realmId: string, entity: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    const prefix = `${kvKey(realmId, entity)}.`;
-    for await (const key of await this.entities.keys(`${prefix}*`)) ids.add(unescapeKeyPart(key.slice(prefix.length)));
-    return ids;
+  /** The ids of every entity our copy holds for the realm, by entity type (one listing of the bucket). */
+  async idsByType(realmId: string): Promise<Map<string, Set<string>>> {
+    const byType = new Map<string, Set<string>>();
+    const prefix = `${kvKey(realmId)}.`;
+    for await (const key of await this.entities.keys(`${prefix}>`)) {
+      const [entity = "", id = ""] = key.slice(prefix.length).split(".");
+      byType.set(entity, (byType.get(entity) ?? new Set()).add(unescapeKeyPart(id)));
+    }
+    return byType;
   }
 
   /** The realm's watermark per entity type: the newest event time processed. */

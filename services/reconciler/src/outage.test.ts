@@ -5,8 +5,8 @@ import { createLogger } from "@qbo-webhooks/observability";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
 import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { connectThroughConsent, counter, reconcilerConfig } from "./reconciler-harness.test-kit.js";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
+import { connectThroughConsent, counter, reconcilerConfig } from "./testing/reconciler-harness.js";
 
 const MINUTE = 60_000;
 let pipeline: Pipeline;

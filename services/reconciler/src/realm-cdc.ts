@@ -59,7 +59,12 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
   const startedAt = deps.now();
   const since = await windowStart(deps, realm, kind, startedAt);
   const full = since === undefined;
-  const copyIds = (entity: string) => deps.store.idsOf(realm.realmId, entity);
+  // Taken once, before any listing: a snapshot older than the listing is what deletion detection needs.
+  let snapshot: Promise<Map<string, Set<string>>> | undefined;
+  const copyIds = async (entity: string) => {
+    snapshot ??= deps.store.idsByType(realm.realmId);
+    return (await snapshot).get(entity) ?? new Set<string>();
+  };
   const scan = await scanRealm(deps.quickbooks, realm.realmId, realm.entities, since, copyIds, (typesDone, found) =>
     deps.registry
       .update(realm.realmId, (r) => r && { ...r, cdcProgress: { found, typesDone, types: realm.entities.length } })

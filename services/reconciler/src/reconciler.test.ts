@@ -5,8 +5,8 @@ import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/s
 import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { counter, reconcilerConfig } from "./reconciler-harness.test-kit.js";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
+import { counter, reconcilerConfig } from "./testing/reconciler-harness.js";
 
 const HOUR = 3600_000;
 

@@ -1,9 +1,8 @@
 import { ENTITY_NAMES } from "@qbo-webhooks/contracts";
 import type { Pipeline } from "@qbo-webhooks/processor/testing";
 import type { Counter } from "prom-client";
-import { expect } from "vitest";
-import type { ReconcilerConfig } from "./config.js";
-import type { ReconcilerService } from "./reconciler-service.js";
+import type { ReconcilerConfig } from "../config.js";
+import type { ReconcilerService } from "../reconciler-service.js";
 
 /** A reconciler for the pipeline harness: fast loops, short leases, the sandbox as QuickBooks. */
 export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConfig {
@@ -54,10 +53,10 @@ export async function connectThroughConsent(pipeline: Pipeline, reconciler: Reco
     const start = await fetch(`http://127.0.0.1:${reconciler.port}/connect?realmId=${company.realmId}`, {
       redirect: "manual",
     });
-    expect(start.status).toBe(302);
+    if (start.status !== 302) throw new Error(`/connect answered ${start.status}`);
     const consent = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
     const callback = new URL(consent.headers.get("location") ?? "");
     const answer = await fetch(`http://127.0.0.1:${reconciler.port}/oauth/callback${callback.search}`);
-    expect(answer.status).toBe(200);
+    if (answer.status !== 200) throw new Error(`/oauth/callback answered ${answer.status}: ${await answer.text()}`);
   }
 }
