@@ -1,3 +1,4 @@
+export { connectQuickBooks } from "./connect-quickbooks.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { IssuedTokens, OAuthEndpoint } from "./oauth.js";
 export { ACCOUNTING_SCOPE, authorizeUrl, INTUIT_AUTHORIZE_URL, INTUIT_TOKEN_URL, requestTokens } from "./oauth.js";

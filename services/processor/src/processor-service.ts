@@ -4,14 +4,7 @@ import { Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
-import {
-  DEFAULT_RATE_LIMITS,
-  KvTokenSource,
-  QuickBooksClient,
-  RealmRateLimiter,
-  SharedRealmBudget,
-  TokenCipher,
-} from "@qbo-webhooks/quickbooks";
+import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
 import type { Registry } from "prom-client";
 import { ChangeDelivery } from "./change-delivery.js";
@@ -55,22 +48,11 @@ export async function startProcessor(
   await declare();
   client.onReconnect(declare);
   const bucket = (name: string) => openBucket(client, name, placement);
-  const tokens = new KvTokenSource(await bucket(Buckets.tokens), new TokenCipher(config.tokenKey), {
-    tokenUrl: config.tokenUrl,
-    clientId: config.clientId,
-    clientSecret: config.clientSecret,
-  });
-  const quickbooks = new QuickBooksClient({
-    baseUrl: config.apiBaseUrl,
-    limiter: new RealmRateLimiter(
-      DEFAULT_RATE_LIMITS,
-      new SharedRealmBudget(await bucket(Buckets.rateLimits), DEFAULT_RATE_LIMITS),
-    ),
-    tokens,
-    logger,
-    registry,
-    throttleWaitMs: config.throttleWaitMs,
-  });
+  const { quickbooks } = connectQuickBooks(
+    config,
+    { tokens: await bucket(Buckets.tokens), rateLimits: await bucket(Buckets.rateLimits) },
+    { logger, registry, throttleWaitMs: config.throttleWaitMs },
+  );
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
 
   const batchSlots = pLimit(config.maxConcurrentRealms);

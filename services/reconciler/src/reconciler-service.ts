@@ -5,14 +5,7 @@ import { Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
-import {
-  DEFAULT_RATE_LIMITS,
-  KvTokenSource,
-  QuickBooksClient,
-  RealmRateLimiter,
-  SharedRealmBudget,
-  TokenCipher,
-} from "@qbo-webhooks/quickbooks";
+import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
 import express from "express";
 import type { Registry } from "prom-client";
 import type { ReconcilerConfig } from "./config.js";
@@ -64,19 +57,12 @@ export async function startReconciler(
   client.onReconnect(declare);
   const bucket = (name: string) => openBucket(client, name, placement);
 
-  const oauth = { tokenUrl: config.tokenUrl, clientId: config.clientId, clientSecret: config.clientSecret };
-  const tokens = new KvTokenSource(await bucket(Buckets.tokens), new TokenCipher(config.tokenKey), oauth, now);
+  const { tokens, quickbooks, oauth } = connectQuickBooks(
+    config,
+    { tokens: await bucket(Buckets.tokens), rateLimits: await bucket(Buckets.rateLimits) },
+    { logger, registry, now },
+  );
   const realms = new RealmRegistry(await bucket(Buckets.realms));
-  const quickbooks = new QuickBooksClient({
-    baseUrl: config.apiBaseUrl,
-    tokens,
-    logger,
-    registry,
-    limiter: new RealmRateLimiter(
-      DEFAULT_RATE_LIMITS,
-      new SharedRealmBudget(await bucket(Buckets.rateLimits), DEFAULT_RATE_LIMITS),
-    ),
-  });
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
   const versions = new EntityVersions(await bucket(Buckets.entityVersions));
 

@@ -6,7 +6,7 @@ import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/te
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
-import { counter, reconcilerConfig } from "./testing/reconciler-harness.js";
+import { counter, differences, reconcilerConfig } from "./testing/reconciler-harness.js";
 
 const HOUR = 3600_000;
 
@@ -87,13 +87,7 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
       if (now === previous) break;
       previous = now;
     }
-    const truth = pipeline.truth();
-    const copy = await pipeline.copy();
-    let lost = 0;
-    for (const [realm, entries] of Object.entries(truth)) {
-      for (const [key, version] of Object.entries(entries)) if (copy[realm]?.[key] !== version) lost++;
-      for (const key of Object.keys(copy[realm] ?? {})) if (!(key in entries)) lost++;
-    }
+    const lost = differences(pipeline.truth(), await pipeline.copy());
     expect(lost).toBeGreaterThan(0);
     pipeline.sandbox.setWebhookFaults("app", []);
     // The webhooks have gone silent; past SILENCE_MS of QuickBooks time the leader catches up by CDC.
@@ -110,13 +104,7 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     await pipeline.traffic(120, 13);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // Nothing reaches us now: every change made during the outage is lost unless CDC finds it.
-    const truth = pipeline.truth();
-    const copy = await pipeline.copy();
-    let lost = 0;
-    for (const [realm, entries] of Object.entries(truth)) {
-      for (const [key, version] of Object.entries(entries)) if (copy[realm]?.[key] !== version) lost++;
-      for (const key of Object.keys(copy[realm] ?? {})) if (!(key in entries)) lost++;
-    }
+    const lost = differences(pipeline.truth(), await pipeline.copy());
     expect(lost).toBeGreaterThan(0);
     // QuickBooks retries at +20, +30 and +50 minutes, then drops the notifications and blacklists us.
     for (let minutes = 0; minutes < 120; minutes += 10) {

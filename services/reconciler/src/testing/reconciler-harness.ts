@@ -60,3 +60,16 @@ export async function connectThroughConsent(pipeline: Pipeline, reconciler: Reco
     if (answer.status !== 200) throw new Error(`/oauth/callback answered ${answer.status}: ${await answer.text()}`);
   }
 }
+
+type Copy = Record<string, Record<string, string>>;
+
+/** How many entities `copy` has wrong against `truth` (realm → "Entity/id" → SyncToken): stale, missing or extra. */
+export function differences(truth: Copy, copy: Copy): number {
+  let count = 0;
+  for (const [realm, entries] of Object.entries(truth)) {
+    for (const [key, version] of Object.entries(entries)) if (copy[realm]?.[key] !== version) count++;
+    for (const key of Object.keys(copy[realm] ?? {})) if (!(key in entries)) count++;
+  }
+  for (const [realm, entries] of Object.entries(copy)) if (!(realm in truth)) count += Object.keys(entries).length;
+  return count;
+}
