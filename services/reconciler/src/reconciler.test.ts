@@ -6,7 +6,7 @@ import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/te
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
-import { counter, differences, reconcilerConfig } from "./testing/reconciler-harness.js";
+import { connectThroughConsent, counter, differences, reconcilerConfig } from "./testing/reconciler-harness.js";
 
 const HOUR = 3600_000;
 
@@ -204,5 +204,36 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     expect(text).toMatch(/qbo_cdc_lag_seconds(\{[^}]*\})? \d+/);
     expect(text).toMatch(/qbo_realms\{status="disconnected"[^}]*\} 1/);
     expect(text).toMatch(/qbo_cdc_runs_total\{result="succeeded"[^}]*\} [1-9]/);
+  });
+
+  it("tokens - a disconnected realm that connects again resumes from its watermarks and catches up", {
+    timeout: 60_000,
+  }, async () => {
+    const [, , revoked] = pipeline.realms as [Company, Company, Company];
+    expect((await realms.get(revoked.realmId))?.status).toBe("disconnected");
+    // While it was disconnected the company kept changing; those events could not be applied.
+    revoked.create("Customer");
+    revoked.create("Invoice");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await pipeline.copy()).not.toEqual(pipeline.truth());
+    await connectThroughConsent(pipeline, leader());
+    expect((await realms.get(revoked.realmId))?.status).toBe("connected");
+    await expect.poll(pipeline.copy, { timeout: 30_000, interval: 300 }).toEqual(pipeline.truth());
+    const record = await realms.get(revoked.realmId);
+    expect(record?.statusReason).toBeUndefined();
+    expect(record?.lastCdcResult).toBe("succeeded");
+  });
+
+  it("cdc - pages through QuickBooks' 1,000-object cap: 1,100 unannounced changes of one type in one realm", {
+    timeout: 60_000,
+  }, async () => {
+    const [company] = pipeline.realms as [Company];
+    pipeline.sandbox.setWebhookFaults("app", [{ kind: "drop", percent: 100 }]);
+    for (let i = 0; i < 1100; i++) company.create("Customer");
+    pipeline.sandbox.setWebhookFaults("app", []);
+    // Old enough that no webhook could still be on its way; then a CDC as the CLI asks for one.
+    await pipeline.sandbox.clock.advance(10 * 60_000);
+    await realms.update(company.realmId, (r) => r && { ...r, cdcRequestedAt: pipeline.sandbox.clock.now() });
+    await expect.poll(pipeline.copy, { timeout: 45_000, interval: 500 }).toEqual(pipeline.truth());
   });
 });
