@@ -43,6 +43,8 @@ const ReconcilerEnv = z.object({
   TOKEN_REFRESH_AHEAD_MS: integer(MINUTE, 55 * MINUTE, 15 * MINUTE),
   /** A realm without webhooks for this long gets a CDC catch-up (QuickBooks may have stopped sending). */
   SILENCE_MS: integer(MINUTE, 24 * 60 * MINUTE, 15 * MINUTE),
+  /** A busy realm is caught up after ten of its usual gaps without webhooks, but never before this. */
+  SILENCE_MIN_MS: integer(10_000, 24 * 60 * MINUTE, 2 * MINUTE),
   /** Changes CDC finds that are older than this and no webhook announced count as missed. */
   MISSED_GRACE_MS: integer(0, 24 * 60 * MINUTE, 10 * MINUTE),
   DAILY_CDC: booleanFlag(true),
@@ -72,6 +74,7 @@ export interface ReconcilerConfig extends QuickBooksSettings {
   readonly loopIntervalMs: number;
   readonly tokenRefreshAheadMs: number;
   readonly silenceMs: number;
+  readonly silenceMinMs: number;
   readonly missedGraceMs: number;
   readonly dailyCdc: boolean;
   readonly cdcConcurrency: number;
@@ -88,6 +91,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
     ReconcilerEnv.refine((v) => v.LEADER_RENEW_DEADLINE_MS < v.LEADER_LEASE_MS, {
       path: ["LEADER_RENEW_DEADLINE_MS"],
       message: "must be shorter than LEADER_LEASE_MS, so a leader stops before it can be replaced",
+    }).refine((v) => v.SILENCE_MIN_MS <= v.SILENCE_MS, {
+      path: ["SILENCE_MIN_MS"],
+      message: "must not be longer than SILENCE_MS",
     }),
     env,
   );
@@ -109,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
     loopIntervalMs: c.LOOP_INTERVAL_MS,
     tokenRefreshAheadMs: c.TOKEN_REFRESH_AHEAD_MS,
     silenceMs: c.SILENCE_MS,
+    silenceMinMs: c.SILENCE_MIN_MS,
     missedGraceMs: c.MISSED_GRACE_MS,
     dailyCdc: c.DAILY_CDC,
     cdcConcurrency: c.CDC_CONCURRENCY,

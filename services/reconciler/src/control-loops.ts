@@ -8,10 +8,15 @@ import pLimit from "p-limit";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
+/** Gaps between webhooks kept per realm to judge its usual rhythm. */
+const GAPS_KEPT = 21;
+
 export interface LoopSettings {
   readonly intervalMs: number;
   readonly tokenRefreshAheadMs: number;
   readonly silenceMs: number;
+  /** The shortest silence that counts, however busy a realm usually is. */
+  readonly silenceMinMs: number;
   readonly dailyCdc: boolean;
   readonly cdcConcurrency: number;
 }
@@ -36,6 +41,8 @@ export class ControlLoops {
   readonly #caughtUp = new Set<string>();
   readonly #retryAt = new Map<string, { at: number; failures: number }>();
   readonly #lastWebhook = new Map<string, number>();
+  /** Per realm, the last gaps between webhook events as this leader saw them; their median is the usual gap. */
+  readonly #gaps = new Map<string, number[]>();
   readonly #limit: ReturnType<typeof pLimit>;
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
@@ -139,9 +146,20 @@ export class ControlLoops {
     if (realm.cdcRequestedAt !== undefined) return "requested";
     if (!this.#caughtUp.has(realm.realmId)) return "catch-up";
     const heardOf = Math.max(realm.lastWebhookAt ?? 0, realm.lastCdcAt ?? 0, realm.connectedAt);
-    if (now - heardOf > this.settings.silenceMs) return "catch-up";
+    if (now - heardOf > this.#silenceAllowed(realm.realmId)) return "catch-up";
     if (this.settings.dailyCdc && now >= nextDailyCdc(realm)) return "daily";
     return undefined;
+  }
+
+  /**
+   * How long a realm may stay silent before it is caught up: ten of its usual gaps between
+   * webhooks, at least `silenceMinMs`, at most `silenceMs` (also while its rhythm is unknown).
+   */
+  #silenceAllowed(realmId: string): number {
+    const gaps = [...(this.#gaps.get(realmId) ?? [])].sort((a, b) => a - b);
+    const usual = gaps[Math.floor(gaps.length / 2)];
+    if (gaps.length < 5 || usual === undefined) return this.settings.silenceMs;
+    return Math.min(this.settings.silenceMs, Math.max(this.settings.silenceMinMs, 10 * usual));
   }
 
   #runCdc(realm: RealmRecord, kind: CdcKind): void {
@@ -190,8 +208,17 @@ export class ControlLoops {
     void (async () => {
       for await (const msg of messages) {
         const event = ChangeEvent.safeParse(msg.json());
-        if (event.success && event.data.source === "webhook")
-          this.#lastWebhook.set(event.data.realmId, this.deps.now());
+        if (!event.success || event.data.source !== "webhook") continue;
+        const { realmId } = event.data;
+        const now = this.deps.now();
+        const previous = this.#lastWebhook.get(realmId);
+        if (previous !== undefined) {
+          // A median of the last gaps: one long pause does not make a busy realm look quiet.
+          const gaps = this.#gaps.get(realmId) ?? [];
+          gaps.push(Math.max(0, now - previous));
+          this.#gaps.set(realmId, gaps.slice(-GAPS_KEPT));
+        }
+        this.#lastWebhook.set(realmId, now);
       }
     })().catch((err: unknown) => this.deps.logger.warn({ err }, "webhook watch ended"));
     return { stop: () => void messages.stop() };

@@ -109,6 +109,7 @@ export async function startReconciler(
       intervalMs: config.loopIntervalMs,
       tokenRefreshAheadMs: config.tokenRefreshAheadMs,
       silenceMs: config.silenceMs,
+      silenceMinMs: config.silenceMinMs,
       dailyCdc: config.dailyCdc,
       cdcConcurrency: config.cdcConcurrency,
     },

@@ -20,10 +20,19 @@ export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConf
     redirectUri: "http://127.0.0.1/oauth/callback",
     // Every type webhooks announce, as a new company follows by default.
     entities: [...ENTITY_NAMES],
-    leader: { mode: "nats", leaseName: "test", namespace: "test", leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 },
+    // Long enough that a busy CI machine does not make leadership change hands mid-test.
+    leader: {
+      mode: "nats",
+      leaseName: "test",
+      namespace: "test",
+      leaseMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryMs: 500,
+    },
     loopIntervalMs: 200,
     tokenRefreshAheadMs: 15 * 60_000,
     silenceMs: 15 * 60_000,
+    silenceMinMs: 2 * 60_000,
     missedGraceMs: 5 * 60_000,
     dailyCdc: true,
     cdcConcurrency: 4,
