@@ -1,5 +1,12 @@
-import { createHash } from "node:crypto";
-import { AppliedChange, ChangeEvent, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import {
+  AppliedChange,
+  ChangeEvent,
+  Headers,
+  notificationMsgId,
+  partitionOf,
+  Streams,
+  Subjects,
+} from "@qbo-webhooks/contracts";
 import { type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 
 export interface DeadLetter {
@@ -66,7 +73,7 @@ export async function replayDeadLetter(client: NatsClient, seq: number, partitio
   } else {
     subject = Subjects.webhooks;
     // A new id, or the stream would take the replay for the duplicate of the original.
-    msgId = `replay-${seq}-${createHash("sha256").update(body).digest("hex")}`;
+    msgId = `replay-${seq}-${notificationMsgId(body)}`;
   }
   await publishDurable(client, subject, body, {
     msgId,

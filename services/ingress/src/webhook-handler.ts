@@ -1,6 +1,12 @@
-import { createHash } from "node:crypto";
 import { context, type Span, trace } from "@opentelemetry/api";
-import { Headers, isSignedByIntuit, recognizeNotification, Streams, Subjects } from "@qbo-webhooks/contracts";
+import {
+  Headers,
+  isSignedByIntuit,
+  notificationMsgId,
+  recognizeNotification,
+  Streams,
+  Subjects,
+} from "@qbo-webhooks/contracts";
 import { type NatsClient, PublishError, publishDurable } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { Request, Response } from "express";
@@ -59,7 +65,7 @@ async function handle(deps: WebhookHandlerDeps, req: Request, res: Response<unkn
   }
 
   const receivedAt = new Date().toISOString();
-  const msgId = createHash("sha256").update(body).digest("hex");
+  const msgId = notificationMsgId(body);
   const intuitTid = req.get("intuit-t-id");
   const common = { [Headers.receivedAt]: receivedAt, ...(intuitTid ? { [Headers.intuitTid]: intuitTid } : {}) };
   res.locals.span?.setAttributes({ "qbo.webhook.msg_id": msgId, "qbo.webhook.bytes": body.length });

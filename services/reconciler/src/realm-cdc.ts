@@ -5,6 +5,7 @@ import {
   type ChangeEvent,
   changeEventFromObject,
   Headers,
+  notificationMsgId,
   type RealmRecord,
   Subjects,
 } from "@qbo-webhooks/contracts";
@@ -120,7 +121,7 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
     const findings: CdcFindings = { realmId: realm.realmId, events: events.slice(i, i + EVENTS_PER_MESSAGE) };
     const body = encoder.encode(JSON.stringify(findings));
     await publishDurable(deps.client, Subjects.webhooks, body, {
-      msgId: createHash("sha256").update(body).digest("hex"),
+      msgId: notificationMsgId(body),
       timeoutMs: 5000,
       headers: { [Headers.payloadForm]: "cdc" },
     });
