@@ -99,7 +99,7 @@ export class EntityStore {
 }
 
 /** Later LastUpdatedTime wins; QuickBooks times have one-second resolution, so a tie goes to the higher SyncToken. */
-export function isNewer(candidate: QboObject, stored: QboObject): boolean {
+function isNewer(candidate: QboObject, stored: QboObject): boolean {
   const time = (o: QboObject) =>
     parseQboTimestamp(String((o.MetaData as { LastUpdatedTime?: unknown })?.LastUpdatedTime ?? ""));
   const [a, b] = [time(candidate), time(stored)];

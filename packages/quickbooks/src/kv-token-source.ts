@@ -72,12 +72,6 @@ export class KvTokenSource implements TokenSource {
     return this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.now());
   }
 
-  /** The realm's stored tokens, or undefined when it has none. */
-  async peek(realmId: string): Promise<StoredTokens | undefined> {
-    const entry = await this.kv.get(kvKey(realmId));
-    return entry?.operation === "PUT" ? (await this.#read(realmId)).tokens : undefined;
-  }
-
   async #renew(
     realmId: string,
     due: (tokens: StoredTokens) => boolean,

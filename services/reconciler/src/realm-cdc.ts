@@ -42,21 +42,15 @@ export interface CdcDeps {
   readonly stillLeader: () => boolean;
 }
 
-export interface CdcOutcome {
-  readonly found: number;
-  readonly published: number;
-  readonly missed: number;
-  readonly repaired: number;
-}
-
 /**
  * One CDC run for one realm: scans QuickBooks from the realm's oldest watermark (or the start of
  * its last verified run, if older), and publishes what the pipeline has not seen as `source=cdc`
- * events to QBO_WEBHOOKS, so ordering dedupes and drops stale ones as for webhooks. Changes no
- * webhook announced count as missed. A daily run, or a full resync, also compares our copy with
- * QuickBooks' and repairs what differs. Afterwards the realm is verified up to the run's start.
+ * events to QBO_WEBHOOKS, so ordering dedupes and drops stale ones as for webhooks; where our copy
+ * is behind by version though not by time, as a repair. Changes no webhook announced count as
+ * missed. A full resync also removes what QuickBooks no longer has; a daily run also repairs
+ * copies whose content differs. Afterwards the realm is verified up to the run's start, less the grace.
  */
-export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKind): Promise<CdcOutcome> {
+export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKind): Promise<void> {
   const startedAt = deps.now();
   const since = await windowStart(deps, realm, kind, startedAt);
   const full = since === undefined;
@@ -153,7 +147,6 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
     },
     "CDC run finished",
   );
-  return { found, published: events.length, missed, repaired };
 }
 
 /**
