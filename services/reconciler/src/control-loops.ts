@@ -40,6 +40,8 @@ export class ControlLoops {
   /** Realms caught up since this leadership began: every realm gets one catch-up at its start. */
   readonly #caughtUp = new Set<string>();
   readonly #retryAt = new Map<string, { at: number; failures: number }>();
+  /** When each realm's last run here ended (monotonic): a record listed before that is stale. */
+  readonly #finishedAt = new Map<string, number>();
   readonly #lastWebhook = new Map<string, number>();
   /** Per realm, the last gaps between webhook events as this leader saw them; their median is the usual gap. */
   readonly #gaps = new Map<string, number[]>();
@@ -84,6 +86,7 @@ export class ControlLoops {
   }
 
   async #once(): Promise<void> {
+    const listedAt = performance.now();
     const realms = await this.deps.registry.list();
     const connected = realms.filter((r) => r.status === "connected");
     this.deps.metrics.realms.set({ status: "connected" }, connected.length);
@@ -92,6 +95,8 @@ export class ControlLoops {
       if (!this.deps.stillLeader()) return;
       if (!(await this.#keepTokensAlive(realm))) continue;
       await this.#recordWebhooks(realm);
+      // A run that ended after the listing has updated the record we hold: judge it next pass.
+      if ((this.#finishedAt.get(realm.realmId) ?? Number.NEGATIVE_INFINITY) > listedAt) continue;
       const kind = this.#cdcDue(realm);
       if (kind) this.#runCdc(realm, kind);
     }
@@ -100,6 +105,9 @@ export class ControlLoops {
 
   /** Refreshes ahead of expiry; false when QuickBooks refused and the realm is now disconnected. */
   async #keepTokensAlive(realm: RealmRecord): Promise<boolean> {
+    // The record keeps the expiry it last saw; tokens only ever get later, so no need to read them yet.
+    const expiresAt = realm.accessTokenExpiresAt;
+    if (expiresAt !== undefined && expiresAt - this.settings.tokenRefreshAheadMs > this.deps.now()) return true;
     try {
       const { tokens, refreshed } = await this.deps.tokens.refreshIfExpiring(
         realm.realmId,
@@ -183,6 +191,7 @@ export class ControlLoops {
           .update(realm.realmId, (r) => r && { ...r, lastCdcAt: this.deps.now(), lastCdcResult: "failed" })
           .catch(() => undefined);
       } finally {
+        this.#finishedAt.set(realm.realmId, performance.now());
         this.#running.delete(realm.realmId);
       }
     });
