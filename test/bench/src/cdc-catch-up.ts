@@ -10,7 +10,6 @@ import { startProcessor } from "@qbo-webhooks/processor/service";
 import { logger, startPipeline } from "@qbo-webhooks/processor/testing";
 import { startReconciler } from "@qbo-webhooks/reconciler/service";
 import { connectThroughConsent, counter, reconcilerConfig } from "@qbo-webhooks/reconciler/testing";
-import { seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import { printTable, type Row, writeResults } from "./bench-report.js";
 
 const REALMS = Number(process.env.BENCH_CDC_REALMS ?? 100);
@@ -36,13 +35,7 @@ try {
   // QuickBooks stops telling us anything; the companies keep changing.
   pipeline.sandbox.setWebhookFaults("app", [{ kind: "drop", percent: 100 }]);
   pipeline.sandbox.setApiBehaviour({ latencyMs: 100 });
-  const traffic = new TrafficGenerator({
-    realms: pipeline.realms,
-    ratePerSecond: 0,
-    random: seededRandom(9),
-    burstProbability: 0,
-    skew: 0,
-  });
+  const traffic = pipeline.steppedTraffic(9, { skew: 0 });
   for (let made = 0; made < CHANGES; made += 500) {
     traffic.step(Math.min(500, CHANGES - made));
     await sleep(20);

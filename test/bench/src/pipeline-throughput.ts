@@ -5,7 +5,6 @@ import { isDeepStrictEqual } from "node:util";
 import { Consumers, Streams } from "@qbo-webhooks/contracts";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
 import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
-import { seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import { printTable, type Row, writeResults } from "./bench-report.js";
 
 const API_LATENCY_MS = 100;
@@ -45,12 +44,7 @@ async function freshness(strategy: Strategy, gapMs: number): Promise<Row> {
   const processor = await startProcessor(pipeline.processorConfig("fresh-1", strategy), logger);
   try {
     pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
-    const traffic = new TrafficGenerator({
-      realms: pipeline.realms,
-      ratePerSecond: 0,
-      random: seededRandom(3),
-      burstProbability: 0,
-    });
+    const traffic = pipeline.steppedTraffic(3);
     // One change every gapMs: the sandbox sends each as its own notification (5 ms: 200 a second).
     const end = performance.now() + FRESHNESS_SECONDS * 1000;
     while (performance.now() < end) {
@@ -90,12 +84,7 @@ async function burst(strategy: Strategy): Promise<Row> {
     pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
     const [realm] = pipeline.realms;
     if (!realm) throw new Error("no realm");
-    const traffic = new TrafficGenerator({
-      realms: [realm],
-      ratePerSecond: 0,
-      random: seededRandom(4),
-      burstProbability: 0,
-    });
+    const traffic = pipeline.steppedTraffic(4, { realms: [realm] });
     const changed = new Set<string>();
     // 5,000 changes within the minute: 50 every 0.6 s.
     for (let i = 0; i < 100; i++) {
@@ -147,13 +136,7 @@ async function throughput(replicas: number): Promise<Row> {
   const pipeline = await startPipeline({ realms: SCALING_REALMS, partitions: 64 });
   try {
     pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
-    const traffic = new TrafficGenerator({
-      realms: pipeline.realms,
-      ratePerSecond: 0,
-      random: seededRandom(5),
-      burstProbability: 0,
-      skew: 0,
-    });
+    const traffic = pipeline.steppedTraffic(5, { skew: 0 });
     for (let i = 0; i < CHANGES_PER_REALM * 2; i++) {
       traffic.step(SCALING_REALMS / 2);
       await sleep(50);

@@ -106,14 +106,19 @@ export async function startPipeline(
     return result;
   };
 
-  /** Makes `changes` changes in rounds of 30 (each round one or more notifications). */
-  const traffic = async (changes: number, seed: number) => {
-    const generator = new TrafficGenerator({
-      realms,
+  /** Traffic driven by hand (`step(n)` makes n changes now), seeded so runs repeat; `skew: 0` spreads it evenly. */
+  const steppedTraffic = (seed: number, options: { realms?: Company[]; skew?: number } = {}) =>
+    new TrafficGenerator({
+      realms: options.realms ?? realms,
       ratePerSecond: 0,
       random: seededRandom(seed),
       burstProbability: 0,
+      ...(options.skew === undefined ? {} : { skew: options.skew }),
     });
+
+  /** Makes `changes` changes in rounds of 30 (each round one or more notifications). */
+  const traffic = async (changes: number, seed: number) => {
+    const generator = steppedTraffic(seed);
     for (let round = 0; round < changes / 30; round++) {
       generator.step(30);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -204,6 +209,7 @@ export async function startPipeline(
     copy,
     truth,
     traffic,
+    steppedTraffic,
     changeHistories,
     processorConfig,
     processorEnv,
