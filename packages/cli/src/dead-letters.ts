@@ -3,6 +3,7 @@ import {
   ChangeEvent,
   Headers,
   notificationMsgId,
+  PARTITIONS_METADATA,
   partitionOf,
   Streams,
   Subjects,
@@ -18,7 +19,12 @@ export interface DeadLetter {
   readonly storedAt: string;
   readonly bytes: number;
   readonly body: string;
+  /** What replaying needs besides the body: the payload form, the delivery's webhook id and realm sequence. */
+  readonly headers: Readonly<Record<string, string>>;
 }
+
+/** Headers a dead letter keeps for its replay. */
+const REPLAY_HEADERS = [Headers.payloadForm, Headers.webhookId, Headers.realmSequence] as const;
 
 /** Dead letters in QBO_DLQ, oldest first; `stage` narrows to one (`ingress`, `ordering`, `processor`). */
 export async function listDeadLetters(client: NatsClient, stage?: string): Promise<DeadLetter[]> {
@@ -45,13 +51,32 @@ export async function readDeadLetter(client: NatsClient, seq: number): Promise<D
     storedAt: msg.time.toISOString(),
     bytes: msg.data.length,
     body: msg.string(),
+    headers: Object.fromEntries(
+      REPLAY_HEADERS.flatMap((name) => (msg.header.get(name) ? [[name, msg.header.get(name)]] : [])),
+    ),
   };
 }
 
 /**
- * Sends a dead letter back where it failed — notifications to `qbo.webhooks`, change events to
- * their realm's partition, undelivered changes to QBO_CHANGES — and removes it from QBO_DLQ once
- * stored there.
+ * How many partitions the running system routes realms to, as ordering and the processors pinned
+ * it on QBO_EVENTS.
+ *
+ * @throws {Error} when no service has set the stream up yet.
+ */
+export async function systemPartitions(client: NatsClient): Promise<number> {
+  const info = await client.jsm.streams.info(Streams.events.name).catch(() => undefined);
+  const partitions = Number(info?.config.metadata?.[PARTITIONS_METADATA]);
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new Error(`${Streams.events.name} does not say how many partitions it has: start ordering once, then replay`);
+  return partitions;
+}
+
+/**
+ * Sends a dead letter back to the stage that failed, with the headers that stage needs:
+ * notifications (and CDC findings, with their payload form) to `qbo.webhooks`; change events to
+ * their realm's partition; undelivered changes to their realm's delivery replays, keeping their
+ * `webhook-id` and realm sequence (delivered unless a newer version of the entity exists by then).
+ * Removes the letter from QBO_DLQ once stored there. Replaying a letter twice stores it once.
  *
  * @throws {Error} when the dead letter does not exist or cannot be routed.
  */
@@ -66,9 +91,8 @@ export async function replayDeadLetter(client: NatsClient, seq: number, partitio
     subject = Subjects.events(partitionOf(event.realmId, partitions), event.realmId);
     msgId = `replay-${seq}-${event.eventId}`;
   } else if (letter.stage === "delivery") {
-    // Back into the feed: the delivery consumer posts it again.
     const change = AppliedChange.parse(JSON.parse(letter.body));
-    subject = Subjects.changes(change.realmId, change.entity);
+    subject = Subjects.deliveryReplays(partitionOf(change.realmId, partitions), change.realmId);
     msgId = `replay-${seq}`;
   } else {
     subject = Subjects.webhooks;
@@ -78,7 +102,7 @@ export async function replayDeadLetter(client: NatsClient, seq: number, partitio
   await publishDurable(client, subject, body, {
     msgId,
     timeoutMs: 5000,
-    headers: { [Headers.receivedAt]: new Date().toISOString() },
+    headers: { ...letter.headers, [Headers.receivedAt]: new Date().toISOString() },
   });
   await client.jsm.streams.deleteMessage(Streams.dlq.name, seq);
   return subject;

@@ -1,7 +1,15 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Buckets, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import {
+  Buckets,
+  type DlqStage,
+  Headers,
+  PARTITIONS_METADATA,
+  partitionOf,
+  Streams,
+  Subjects,
+} from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket, publishDurable } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
@@ -15,18 +23,31 @@ const logger = createLogger({ service: "test", level: "silent" });
 describe("qbo-webhooks dlq", () => {
   let nats: NatsServerProcess;
   let client: NatsClient;
-  const cli = (...args: string[]) => run(process.execPath, [MAIN, ...args, "--nats", nats.url, "--partitions", "8"]);
+  const cli = (...args: string[]) => run(process.execPath, [MAIN, ...args, "--nats", nats.url]);
+  /** What the running system uses (as `npm start` does), not the CLI's idea of a default. */
+  const PARTITIONS = 16;
+  const change = {
+    realmId: "123",
+    entity: "Customer",
+    id: "9",
+    operation: "Update",
+    occurredAt: "2026-11-01T10:00:00.000Z",
+    appliedAt: "2026-11-01T10:00:01.000Z",
+    version: { syncToken: "3", lastUpdatedTime: "2026-11-01T10:00:00Z" },
+    data: { Id: "9", SyncToken: "3" },
+  };
 
   beforeAll(async () => {
     nats = await NatsServerProcess.start();
     client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
-    for (const spec of [Streams.webhooks, Streams.events, Streams.dlq])
+    for (const spec of [Streams.webhooks, Streams.deliveries, Streams.dlq])
       await ensureStream(client.jsm, spec, { replicas: 1 });
-    const letter = (stage: "ingress" | "processor", body: string, reason: string) =>
+    await ensureStream(client.jsm, Streams.events, { replicas: 1 }, { [PARTITIONS_METADATA]: String(PARTITIONS) });
+    const letter = (stage: DlqStage, body: string, reason: string, headers: Record<string, string> = {}) =>
       publishDurable(client, Subjects.dlq(stage), new TextEncoder().encode(body), {
         msgId: `${stage}-${body.length}`,
         timeoutMs: 2000,
-        headers: { [Headers.dlqStage]: stage, [Headers.dlqReason]: reason },
+        headers: { ...headers, [Headers.dlqStage]: stage, [Headers.dlqReason]: reason },
       });
     await letter("ingress", '{"future":"format"}', "unknown shape");
     await letter(
@@ -42,6 +63,11 @@ describe("qbo-webhooks dlq", () => {
       }),
       "QBO_UNAUTHORIZED: connect the company again",
     );
+    await letter("ordering", '{"realmId":"123","events":[]}', "not CDC findings", { [Headers.payloadForm]: "cdc" });
+    await letter("delivery", JSON.stringify(change), "the app answered 503", {
+      [Headers.webhookId]: "123.Customer.9.v3",
+      [Headers.realmSequence]: "41",
+    });
   });
   afterAll(async () => {
     await client?.drain();
@@ -62,15 +88,26 @@ describe("qbo-webhooks dlq", () => {
     expect(stdout).toContain("reason: unknown shape");
   });
 
-  it("dlq - replays a change event to its realm's partition and a notification to qbo.webhooks, then removes them", async () => {
+  it("dlq - replays each stage's letters where that stage reads, routed by the system's partition count, with the headers it needs", async () => {
     const { stdout } = await cli("dlq", "replay", "--all", "--json");
     expect(JSON.parse(stdout)).toEqual([
       { seq: 1, subject: Subjects.webhooks },
-      { seq: 2, subject: Subjects.events(partitionOf("123", 8), "123") },
+      { seq: 2, subject: Subjects.events(partitionOf("123", PARTITIONS), "123") },
+      { seq: 3, subject: Subjects.webhooks },
+      { seq: 4, subject: Subjects.deliveryReplays(partitionOf("123", PARTITIONS), "123") },
     ]);
     expect((await client.jsm.streams.info(Streams.dlq.name)).state.messages).toBe(0);
-    const replayed = await client.jsm.streams.getMessage(Streams.webhooks.name, { last_by_subj: Subjects.webhooks });
+    const replayed = await client.jsm.streams.getMessage(Streams.webhooks.name, { seq: 1 });
     expect(replayed?.string()).toBe('{"future":"format"}');
+    // A CDC finding keeps its payload form, or ordering would take it for a notification it cannot read.
+    const cdc = await client.jsm.streams.getMessage(Streams.webhooks.name, { last_by_subj: Subjects.webhooks });
+    expect(cdc?.header.get(Headers.payloadForm)).toBe("cdc");
+    // An undelivered change keeps the webhook-id the app deduplicates by, and its place in the realm's order.
+    const delivery = await client.jsm.streams.getMessage(Streams.deliveries.name, {
+      last_by_subj: Subjects.deliveryReplays(partitionOf("123", PARTITIONS), "123"),
+    });
+    expect(delivery?.header.get(Headers.webhookId)).toBe("123.Customer.9.v3");
+    expect(delivery?.header.get(Headers.realmSequence)).toBe("41");
     expect((await cli("dlq", "list")).stdout.trim()).toBe("no dead letters");
   });
 

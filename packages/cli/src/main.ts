@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { NatsClient } from "@qbo-webhooks/messaging";
 import { createLogger } from "@qbo-webhooks/observability";
-import { listDeadLetters, readDeadLetter, replayDeadLetter } from "./dead-letters.js";
+import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 
 const USAGE = `usage: qbo-webhooks <command> [options]
@@ -17,7 +17,7 @@ const USAGE = `usage: qbo-webhooks <command> [options]
   dlq replay <seq>... | --all [--stage S]         send back where it failed, then remove it
 
 options: --json (machine-readable output), --nats URL (default NATS_URL or nats://127.0.0.1:4222),
-         --partitions N (default PARTITIONS or 64; must match the processors),
+         --partitions N (default: what the running system uses, read from NATS),
          --reconciler URL (default RECONCILER_URL or http://127.0.0.1:8083), --timeout SECONDS (default 600)`;
 
 function fail(message: string): never {
@@ -34,7 +34,7 @@ function parse() {
       all: { type: "boolean", default: false },
       stage: { type: "string" },
       nats: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
-      partitions: { type: "string", default: process.env.PARTITIONS ?? "64" },
+      partitions: { type: "string" },
       reconciler: { type: "string", default: process.env.RECONCILER_URL ?? "http://127.0.0.1:8083" },
       entities: { type: "string" },
       wait: { type: "boolean", default: true },
@@ -74,8 +74,9 @@ const timeoutSeconds = Number(values.timeout);
 if (!(timeoutSeconds > 0)) fail("--timeout must be a number of seconds above 0");
 if (values.stage && !["ingress", "ordering", "processor", "delivery"].includes(values.stage))
   fail("--stage must be ingress, ordering, processor or delivery");
-const partitions = Number(values.partitions);
-if (!Number.isInteger(partitions) || partitions < 1) fail("--partitions must be a whole number of at least 1");
+const partitionsFlag = values.partitions === undefined ? undefined : Number(values.partitions);
+if (partitionsFlag !== undefined && (!Number.isInteger(partitionsFlag) || partitionsFlag < 1))
+  fail("--partitions must be a whole number of at least 1");
 const seqs = rest.map(Number);
 if (seqs.some((n) => !Number.isInteger(n) || n < 1))
   fail("sequence numbers are whole numbers; see `qbo-webhooks dlq list`");
@@ -139,6 +140,7 @@ try {
   } else {
     if (!values.all && seqs.length === 0) fail("dlq replay needs sequence numbers or --all");
     const targets = values.all ? (await listDeadLetters(client, values.stage)).map((l) => l.seq) : seqs;
+    const partitions = partitionsFlag ?? (await systemPartitions(client));
     const results = [];
     for (const seq of targets) results.push({ seq, subject: await replayDeadLetter(client, seq, partitions) });
     print(

@@ -64,7 +64,7 @@ describe("change-event", () => {
     // Derived ids are stable: a redelivered legacy notification yields the same event ids.
     expect(events[0]?.eventId).toMatch(/^[0-9a-f]{32}$/);
     expect(changeKey(events[1] as ChangeEvent)).toBe(
-      `1185883450.Customer.27.Merge.${Date.parse("2015-10-05T21:50:00Z")}`,
+      `1185883450.Customer.27.Merge.${Date.parse("2015-10-05T21:50:00Z")}.${events[1]?.eventId}`,
     );
   });
 

@@ -28,9 +28,15 @@ export const ChangeEvent = z.object({
 });
 export type ChangeEvent = z.infer<typeof ChangeEvent>;
 
-/** The identity of a change: the same change from a retry, a duplicate or CDC gets the same key. */
-export function changeKey(event: Pick<ChangeEvent, "realmId" | "entity" | "id" | "operation" | "occurredAt">): string {
-  return `${event.realmId}.${event.entity}.${event.id}.${event.operation}.${Date.parse(event.occurredAt)}`;
+/**
+ * The identity of an event: a retry or duplicate of it gets the same key. The event id is part of
+ * it because QuickBooks' times have one-second resolution: two changes to one entity in the same
+ * second differ only by it.
+ */
+export function changeKey(
+  event: Pick<ChangeEvent, "realmId" | "entity" | "id" | "operation" | "occurredAt" | "eventId">,
+): string {
+  return `${event.realmId}.${event.entity}.${event.id}.${event.operation}.${Date.parse(event.occurredAt)}.${event.eventId}`;
 }
 
 function derivedEventId(realmId: string, entity: string, id: string, operation: string, occurredAt: string): string {

@@ -10,6 +10,12 @@ export const Headers = {
   intuitTid: "Qbo-Intuit-Tid",
   /** Why a message was dead-lettered or quarantined, one line. */
   dlqReason: "Qbo-Dlq-Reason",
-  /** The pipeline stage that dead-lettered a message (`ingress`, `ordering`, `processor`). */
+  /** The pipeline stage that dead-lettered a message (`ingress`, `ordering`, `processor`, `delivery`). */
   dlqStage: "Qbo-Dlq-Stage",
+  /** On QBO_DELIVERIES: the change's place in its realm's delivery order (1, 2, 3, …). */
+  realmSequence: "Qbo-Realm-Seq",
+  /** On a replayed delivery: the dead letter's own `webhook-id`, kept so the app can deduplicate. */
+  webhookId: "Qbo-Webhook-Id",
+  /** Retries so far of a dead-lettered message. */
+  attempts: "Qbo-Attempts",
 } as const;

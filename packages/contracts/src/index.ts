@@ -1,4 +1,4 @@
-export { AppliedChange } from "./applied-change.js";
+export { AppliedChange, DeliveredChange, EntityVersion } from "./applied-change.js";
 export {
   CdcFindings,
   ChangeEvent,
@@ -22,4 +22,4 @@ export { RealmRecord, RealmStatus } from "./realm-record.js";
 export type { PayloadForm, Recognition } from "./recognize-notification.js";
 export { recognizeNotification } from "./recognize-notification.js";
 export type { DlqStage, StreamSpec } from "./streams.js";
-export { Buckets, Consumers, Streams, Subjects } from "./streams.js";
+export { Buckets, Consumers, PARTITIONS_METADATA, Streams, Subjects } from "./streams.js";

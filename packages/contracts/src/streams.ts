@@ -8,6 +8,12 @@ export const Subjects = {
   /** Every realm of one partition: what the processor owning it consumes. */
   eventsOfPartition: (partition: number) => `qbo.events.${partition}.*`,
   changes: (realmId: string, entity: string) => `qbo.changes.${realmId}.${entity}`,
+  /** A realm's changes waiting for delivery to the app, in order, on its partition. */
+  deliveries: (partition: number, realmId: string) => `qbo.deliveries.${partition}.${realmId}`,
+  /** Every realm's delivery queue on one partition (replays included). */
+  deliveriesOfPartition: (partition: number) => `qbo.deliveries.${partition}.>`,
+  /** Dead-lettered deliveries sent back by an operator; delivered before the realm's queue, if still current. */
+  deliveryReplays: (partition: number, realmId: string) => `qbo.deliveries.${partition}.${realmId}.replay`,
   dlq: (stage: DlqStage) => `qbo.dlq.${stage}`,
 } as const;
 
@@ -26,13 +32,18 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
+/**
+ * QBO_EVENTS metadata: how many partitions realms are routed to. Ordering and every processor
+ * must agree; the first to start pins it, the others refuse to start with another value, and the
+ * CLI routes replays by it.
+ */
+export const PARTITIONS_METADATA = "qbo_partitions";
+
 /** Durable consumer names. */
 export const Consumers = {
   ordering: "ordering",
   /** One per partition; only the replica holding the partition's lease pulls from it. */
   processor: (partition: number) => `processor-p${partition}`,
-  /** Posts applied changes to the app's URL; processor replicas share it. */
-  delivery: "delivery",
 } as const;
 
 /** Key-value buckets (../shared/DESIGN.md). */
@@ -45,6 +56,8 @@ export const Buckets = {
   realms: "qbo-realms",
   /** Per-realm QuickBooks call budget shared by every process that calls the API. */
   rateLimits: "qbo-rate-limits",
+  /** Per realm, the QBO_DELIVERIES sequence of the last change delivered to the app (or dead-lettered). */
+  deliveryCursors: "qbo-delivery-cursors",
 } as const;
 
 export const Streams = {
@@ -75,6 +88,18 @@ export const Streams = {
     description: "Applied changes with the entity's new state: qbo.changes.<realmId>.<Entity>",
     subjects: ["qbo.changes.>"],
     maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 3 * HOUR,
+  },
+  /**
+   * Applied changes waiting to be POSTed to the app, one subject per realm on its partition. The
+   * lease holder of the partition appends (fenced by the subject's last sequence) and delivers in
+   * order; delivered messages are purged except the last, whose `Qbo-Realm-Seq` the next append continues.
+   */
+  deliveries: {
+    name: "QBO_DELIVERIES",
+    description: "Applied changes queued for HTTP delivery, per realm: qbo.deliveries.<partition>.<realmId>",
+    subjects: ["qbo.deliveries.>"],
+    maxAgeMs: 0,
     duplicateWindowMs: 3 * HOUR,
   },
   /** Dead letters and quarantined notifications stay until an operator replays or purges them. */

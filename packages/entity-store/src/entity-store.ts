@@ -1,12 +1,18 @@
 import { isDeepStrictEqual } from "node:util";
-import { parseQboTimestamp } from "@qbo-webhooks/contracts";
-import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
-import type { QboObject } from "@qbo-webhooks/quickbooks";
+import { isRevisionConflict as isConflict, type KV, type KvEntry, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
+import { isNewerVersion, StoredEntity } from "./entity-version.js";
+
+/**
+ * Called with a change before our copy records it: the change must be in the feed (and queued
+ * for delivery) first, so a crash in between makes the next attempt announce it again (the feed
+ * deduplicates) instead of finding the copy up to date and announcing nothing.
+ */
+export type Announce = () => Promise<void>;
 
 /**
  * Our copy of every entity (KV `qbo-entities`) and how far each realm and entity type has been
- * processed (KV `qbo-watermarks`, where CDC catch-up starts). Writes are compare-and-set, and a
- * copy is replaced only by a newer one, so replays and races change nothing.
+ * processed (KV `qbo-watermarks`, where CDC catch-up starts). Every write is compare-and-set and
+ * comes after its announcement; a copy is replaced only by a newer one, so replays change nothing.
  */
 export class EntityStore {
   constructor(
@@ -14,35 +20,56 @@ export class EntityStore {
     private readonly watermarksKv: KV,
   ) {}
 
-  /** Stores `data` unless the stored copy is as new or newer; answers whether it stored it. */
-  async applyIfNewer(realmId: string, entity: string, data: QboObject): Promise<boolean> {
-    const key = kvKey(realmId, entity, data.Id);
+  /**
+   * Announces and then stores `data` unless the stored copy is as new or newer; answers whether
+   * it announced it. When another writer changed the copy meanwhile, it judges again.
+   */
+  async applyIfNewer(realmId: string, entity: string, data: StoredEntity, announce: Announce): Promise<boolean> {
+    let announced = false;
+    await this.#write(kvKey(realmId, entity, data.Id), async (stored) => {
+      if (stored && !isNewerVersion(data, stored)) return undefined;
+      if (!announced) await announce();
+      announced = true;
+      return JSON.stringify(data);
+    });
+    return announced;
+  }
+
+  /** Announces and stores `data` whatever the stored copy says (a repair), unless the copy already equals it. */
+  async replace(realmId: string, entity: string, data: StoredEntity, announce: Announce): Promise<boolean> {
+    let announced = false;
+    await this.#write(kvKey(realmId, entity, data.Id), async (stored) => {
+      if (stored && isDeepStrictEqual(stored, data)) return undefined;
+      if (!announced) await announce();
+      announced = true;
+      return JSON.stringify(data);
+    });
+    return announced;
+  }
+
+  /**
+   * Announces the removal of a deleted (or merged-away) entity, then removes our copy. The
+   * tombstone is announced even when we hold no copy: the feed deduplicates a repeated one, and an
+   * app that saw the entity from another source still learns it is gone.
+   */
+  async remove(realmId: string, entity: string, id: string, announce: Announce): Promise<void> {
+    await announce();
+    const key = kvKey(realmId, entity, id);
     for (;;) {
       const current = await this.entities.get(key);
-      const stored = current?.operation === "PUT" ? current.json<QboObject>() : undefined;
-      if (stored && !isNewer(data, stored)) return false;
+      if (current?.operation !== "PUT") return;
       try {
-        if (current) await this.entities.update(key, JSON.stringify(data), current.revision);
-        else await this.entities.create(key, JSON.stringify(data));
-        return true;
+        await this.entities.delete(key, { previousSeq: current.revision });
+        return;
       } catch (err) {
-        if (!isRevisionConflict(err)) throw err;
+        if (!isConflict(err)) throw err;
       }
     }
   }
 
   /** Our copy of one entity, if we have it. */
-  async read(realmId: string, entity: string, id: string): Promise<QboObject | undefined> {
-    const entry = await this.entities.get(kvKey(realmId, entity, id));
-    return entry?.operation === "PUT" ? entry.json<QboObject>() : undefined;
-  }
-
-  /** Stores `data` whatever the stored copy says (a repair); answers whether the copy changed. */
-  async replace(realmId: string, entity: string, data: QboObject): Promise<boolean> {
-    const stored = await this.read(realmId, entity, data.Id);
-    if (stored && isDeepStrictEqual(stored, data)) return false;
-    await this.entities.put(kvKey(realmId, entity, data.Id), JSON.stringify(data));
-    return true;
+  async read(realmId: string, entity: string, id: string): Promise<StoredEntity | undefined> {
+    return parseEntity(await this.entities.get(kvKey(realmId, entity, id)));
   }
 
   /** The ids of every entity our copy holds for the realm, by entity type (one listing of the bucket). */
@@ -67,44 +94,33 @@ export class EntityStore {
     return marks;
   }
 
-  /** Removes the copy of a deleted (or merged-away) entity; answers whether there was one. */
-  async remove(realmId: string, entity: string, id: string): Promise<boolean> {
-    const key = kvKey(realmId, entity, id);
-    const current = await this.entities.get(key);
-    if (current?.operation !== "PUT") return false;
-    try {
-      await this.entities.delete(key, { previousSeq: current.revision });
-    } catch (err) {
-      if (!isRevisionConflict(err)) throw err;
-      return this.remove(realmId, entity, id); // changed meanwhile: look again
-    }
-    return true;
-  }
-
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
   async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
-    const key = kvKey(realmId, entity);
+    await updateWithCas(this.watermarksKv, kvKey(realmId, entity), (current) =>
+      current && Date.parse(current.string()) >= Date.parse(occurredAt) ? undefined : occurredAt,
+    );
+  }
+
+  /** `updateWithCas` for entities, with an asynchronous decision (the announcement happens inside it). */
+  async #write(key: string, next: (stored: StoredEntity | undefined) => Promise<string | undefined>): Promise<void> {
     for (;;) {
-      const current = await this.watermarksKv.get(key);
-      if (current?.operation === "PUT" && Date.parse(current.string()) >= Date.parse(occurredAt)) return;
+      const entry = await this.entities.get(key);
+      const value = await next(parseEntity(entry));
+      if (value === undefined) return;
       try {
-        if (current) await this.watermarksKv.update(key, occurredAt, current.revision);
-        else await this.watermarksKv.create(key, occurredAt);
+        if (entry) await this.entities.update(key, value, entry.revision);
+        else await this.entities.create(key, value);
         return;
       } catch (err) {
-        if (!isRevisionConflict(err)) throw err;
+        if (!isConflict(err)) throw err;
       }
     }
   }
 }
 
-/** Later LastUpdatedTime wins; QuickBooks times have one-second resolution, so a tie goes to the higher SyncToken. */
-function isNewer(candidate: QboObject, stored: QboObject): boolean {
-  const time = (o: QboObject) =>
-    parseQboTimestamp(String((o.MetaData as { LastUpdatedTime?: unknown })?.LastUpdatedTime ?? ""));
-  const [a, b] = [time(candidate), time(stored)];
-  if (!Number.isNaN(a) && !Number.isNaN(b) && a !== b) return a > b;
-  return Number(candidate.SyncToken ?? 0) > Number(stored.SyncToken ?? 0);
+function parseEntity(entry: KvEntry | null): StoredEntity | undefined {
+  if (entry?.operation !== "PUT") return undefined;
+  return StoredEntity.parse(entry.json());
 }
 
 /** Reverses `kvKey`'s escaping of one part. */

@@ -1,13 +1,15 @@
 import type { ChangeEvent } from "@qbo-webhooks/contracts";
-import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
+import { type KV, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
+import { z } from "zod";
 
 export type Verdict = "newer" | "duplicate" | "stale";
 
-interface Recorded {
+const Recorded = z.object({
   /** ms since the epoch of the newest change recorded for the entity. */
-  readonly at: number;
-  readonly eventId: string;
-}
+  at: z.number(),
+  eventId: z.string(),
+});
+type Recorded = z.infer<typeof Recorded>;
 
 /**
  * The newest change recorded per entity (KV `qbo-entity-versions`), so older and repeated events
@@ -38,38 +40,34 @@ export class EntityVersions {
   }
 
   async #advance(realmId: string, entity: string, id: string, event: ChangeEvent): Promise<void> {
-    const key = kvKey(realmId, entity, id);
     const value: Recorded = { at: Date.parse(event.occurredAt), eventId: event.eventId };
-    for (;;) {
-      const current = await this.#read(realmId, entity, id);
-      if (current && current.value.at >= value.at) return;
-      try {
-        const data = JSON.stringify(value);
-        if (current) await this.kv.update(key, data, current.revision);
-        else await this.kv.create(key, data);
-        return;
-      } catch (err) {
-        if (!isRevisionConflict(err)) throw err;
-        // Another replica wrote first: read again and decide again.
-      }
-    }
+    // Another replica may write first: the loop reads again and decides again.
+    await updateWithCas(this.kv, kvKey(realmId, entity, id), (current) =>
+      current && Recorded.parse(current.json()).at >= value.at ? undefined : JSON.stringify(value),
+    );
   }
 
-  /** When the newest change recorded for the entity happened (ms since the epoch), if any. */
-  async recordedAt(realmId: string, entity: string, id: string): Promise<number | undefined> {
-    return (await this.#read(realmId, entity, id))?.value.at;
+  /** How `event` compares with what is recorded for its own entity (no Merge rule). */
+  async verdictOf(event: ChangeEvent): Promise<Verdict> {
+    return verdict(event, (await this.#read(event.realmId, event.entity, event.id))?.value);
   }
 
   async #read(realmId: string, entity: string, id: string): Promise<{ value: Recorded; revision: number } | undefined> {
     const entry = await this.kv.get(kvKey(realmId, entity, id));
     if (entry?.operation !== "PUT") return undefined;
-    return { value: entry.json<Recorded>(), revision: entry.revision };
+    return { value: Recorded.parse(entry.json()), revision: entry.revision };
   }
 }
 
+/**
+ * QuickBooks' times have one-second resolution, so a change in the same second as the recorded
+ * one may be newer (its SyncToken, read by the processor, decides): it passes unless it is the
+ * recorded event itself (same CloudEvents `id`, or for legacy and CDC events the same change).
+ */
 export function verdict(event: ChangeEvent, recorded: Recorded | undefined): Verdict {
   if (!recorded) return "newer";
   const at = Date.parse(event.occurredAt);
   if (at > recorded.at) return "newer";
-  return at === recorded.at && event.eventId === recorded.eventId ? "duplicate" : "stale";
+  if (at < recorded.at) return "stale";
+  return event.eventId === recorded.eventId ? "duplicate" : "newer";
 }

@@ -34,16 +34,25 @@ export function streamConfig(spec: StreamSpec, placement: StreamPlacement): Part
 // "stream name already in use": another replica created it between our look-up and our add.
 const STREAM_NAME_IN_USE = 10058;
 
+/** A stream already pins a setting to another value than this service was configured with. */
+export class StreamPinError extends Error {
+  override name = "StreamPinError";
+}
+
 /**
  * Creates the stream, or updates it when it differs from the spec. Safe to call from every replica
- * at every start and reconnect.
+ * at every start and reconnect. `pins` are metadata every user of the stream must agree on (the
+ * partition count): set by the first, and refused when another value is already set.
+ *
+ * @throws {StreamPinError} when the stream pins a key to another value.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
   spec: StreamSpec,
   placement: StreamPlacement,
+  pins: Readonly<Record<string, string>> = {},
 ): Promise<StreamInfo> {
-  const wanted = streamConfig(spec, placement);
+  const wanted = { ...streamConfig(spec, placement), metadata: { ...pins } };
   let current = await findStream(jsm, spec.name);
   if (!current) {
     try {
@@ -54,7 +63,14 @@ export async function ensureStream(
     }
   }
   const config = current.config;
+  for (const [key, value] of Object.entries(pins)) {
+    const pinned = config.metadata?.[key];
+    if (pinned !== undefined && pinned !== value)
+      throw new StreamPinError(`${spec.name} is set up with ${key}=${pinned}, but this service has ${value}`);
+  }
+  wanted.metadata = { ...config.metadata, ...pins };
   const differs =
+    Object.keys(pins).some((key) => config.metadata?.[key] === undefined) ||
     config.description !== wanted.description ||
     config.max_age !== wanted.max_age ||
     config.duplicate_window !== wanted.duplicate_window ||

@@ -1,11 +1,16 @@
 export type { JsMsg } from "@nats-io/jetstream";
 export { backoffMs } from "./backoff.js";
+export type { DeadLetterOptions } from "./dead-letter.js";
+export { deadLetter } from "./dead-letter.js";
 export type { DurableConsumerOptions } from "./durable-consumer.js";
 export { DurableConsumer } from "./durable-consumer.js";
 export type { StreamPlacement } from "./ensure-stream.js";
-export { ensureStream, streamConfig } from "./ensure-stream.js";
+export { ensureStream, StreamPinError, streamConfig } from "./ensure-stream.js";
+export type { LastAppended } from "./fenced-appender.js";
+export { FencedAppender } from "./fenced-appender.js";
 export type { KV, KvEntry } from "./kv-bucket.js";
 export { isRevisionConflict, kvKey, openBucket } from "./kv-bucket.js";
+export { updateWithCas } from "./kv-update.js";
 export type { NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";

@@ -1,6 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import { StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsClient } from "./nats-client.js";
+import { isWrongLastSequence } from "./publish-durable.js";
 
 export type { KV, KvEntry } from "@nats-io/kv";
 
@@ -19,11 +20,7 @@ export function openBucket(
 
 /** Whether a compare-and-set write lost to another writer (the key's revision moved on). */
 export function isRevisionConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
+  return isWrongLastSequence(err);
 }
 
 /** A KV key from parts; characters keys may not hold are escaped as `=XX`, so any id fits. */

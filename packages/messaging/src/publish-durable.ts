@@ -1,4 +1,4 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { errors, headers as natsHeaders } from "@nats-io/transport-node";
 import { injectTraceContext } from "@qbo-webhooks/observability";
 import type { NatsClient } from "./nats-client.js";
@@ -9,7 +9,12 @@ export type PublishErrorCode =
   /** Not connected, draining, or no JetStream answering: nothing was stored. */
   | "NATS_UNAVAILABLE"
   /** The server refused the message (too large, stream sealed, ...): retrying will not help. */
-  | "PUBLISH_REJECTED";
+  | "PUBLISH_REJECTED"
+  /**
+   * A fenced append found that someone else appended to the subject since this writer last did,
+   * and this writer may no longer write (its lease lapsed): nothing was stored.
+   */
+  | "PUBLISH_FENCED";
 
 export class PublishError extends Error {
   override name = "PublishError";
@@ -28,6 +33,8 @@ export interface PublishOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** How long to wait for the PubAck. */
   readonly timeoutMs: number;
+  /** Store only if the subject's last message is at this stream sequence (0: the subject is empty). */
+  readonly expectLastSubjectSeq?: number;
 }
 
 export interface Stored {
@@ -58,6 +65,9 @@ export async function publishDurable(
       msgID: options.msgId,
       headers: hdrs,
       timeout: options.timeoutMs,
+      ...(options.expectLastSubjectSeq === undefined
+        ? {}
+        : { expect: { lastSubjectSequence: options.expectLastSubjectSeq } }),
     });
     return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
   } catch (err) {
@@ -79,8 +89,20 @@ function toPublishError(err: unknown, timeoutMs: number): PublishError {
   ) {
     return new PublishError("NATS_UNAVAILABLE", `NATS unavailable: ${(err as Error).message}`, { cause: err });
   }
+  if (isWrongLastSequence(err)) {
+    return new PublishError("PUBLISH_FENCED", `the subject moved on: ${(err as Error).message}`, { cause: err });
+  }
   if (err instanceof JetStreamApiError || err instanceof errors.InvalidArgumentError) {
     return new PublishError("PUBLISH_REJECTED", `JetStream refused the message: ${err.message}`, { cause: err });
   }
   return new PublishError("NATS_UNAVAILABLE", `publish failed: ${String(err)}`, { cause: err });
+}
+
+/** Whether JetStream refused a write because the expected last sequence did not match. */
+export function isWrongLastSequence(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }

@@ -113,6 +113,8 @@ const PUBLISH_FAILURE_REASONS = {
   NATS_UNAVAILABLE: "nats_unavailable",
   PUBLISH_TIMEOUT: "publish_timeout",
   PUBLISH_REJECTED: "publish_rejected",
+  // The ingress never appends fenced; listed so every code has its answer.
+  PUBLISH_FENCED: "publish_rejected",
 } as const satisfies Record<PublishError["code"], WebhookReason>;
 
 /** Sends the answer and records why; the request middleware turns `reason` into metrics and the span. */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { StoredMsg } from "@nats-io/jetstream";
-import { type ChangeEvent, Consumers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { ChangeEvent, Consumers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { ensureStream, NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
@@ -87,7 +87,8 @@ describe("ordering service", () => {
     const found: { subject: string; event: ChangeEvent }[] = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
       const msg: StoredMsg | null = await client.jsm.streams.getMessage(Streams.events.name, { seq }).catch(() => null);
-      if (msg?.subject.endsWith(`.${realmId}`)) found.push({ subject: msg.subject, event: msg.json<ChangeEvent>() });
+      if (msg?.subject.endsWith(`.${realmId}`))
+        found.push({ subject: msg.subject, event: ChangeEvent.parse(msg.json()) });
     }
     return found;
   }
@@ -144,6 +145,17 @@ describe("ordering service", () => {
     const metrics = await ordering.registry.metrics();
     expect(metrics).toMatch(/qbo_ordering_events_total\{result="duplicate",service="ordering"\} [1-9]/);
     expect(metrics).toMatch(/qbo_ordering_events_total\{result="stale",service="ordering"\} [1-9]/);
+  });
+
+  it("ordering - a second change in the same second passes (QuickBooks' times have one-second resolution); a repeat of either does not", async () => {
+    const first = cloudEvent(realm, "5", "2026-11-01T10:05:00Z", "qbo.customer.updated.v1", "event-a");
+    const second = cloudEvent(realm, "5", "2026-11-01T10:05:00Z", "qbo.customer.updated.v1", "event-b");
+    await store([first]);
+    await drained();
+    await store([second]);
+    await store([first, second]); // both again, inside a new notification
+    await drained();
+    expect((await eventsOf(realm)).map((e) => e.event.eventId)).toEqual(["event-a", "event-b"]);
   });
 
   it("ordering - a late event newer than the recorded one passes, whatever the arrival order", async () => {

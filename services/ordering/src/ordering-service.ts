@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { Buckets, Consumers, Streams } from "@qbo-webhooks/contracts";
+import { Buckets, Consumers, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
 import { EntityVersions } from "@qbo-webhooks/entity-store";
 import { DurableConsumer, ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
@@ -30,7 +30,8 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
-    for (const spec of [Streams.webhooks, Streams.events, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
+    for (const spec of [Streams.webhooks, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
+    await ensureStream(client.jsm, Streams.events, placement, { [PARTITIONS_METADATA]: String(config.partitions) });
   };
   await declare();
   client.onReconnect(declare);

@@ -45,6 +45,8 @@ describe("processor config", () => {
       url: "https://app.example.com/hook",
       secret,
       timeoutMs: 10_000,
+      retryForMs: 24 * 3600_000,
+      retryCapMs: 300_000,
     });
   });
 });

@@ -28,6 +28,10 @@ const ProcessorEnv = z.object({
     .regex(/^whsec_[A-Za-z0-9+/=]+$/, "must be a Standard Webhooks secret: whsec_ followed by base64")
     .optional(),
   DELIVERY_TIMEOUT_MS: integer(100, 120_000, 10_000),
+  /** How long a change the app keeps refusing is retried, from when it was queued, before it is dead-lettered. */
+  DELIVERY_RETRY_FOR_MS: integer(1000, 30 * 24 * 3600_000, 24 * 3600_000),
+  /** The longest wait between two tries of a refused change. */
+  DELIVERY_RETRY_MAX_MS: integer(100, 3600_000, 300_000),
   PROCESSOR_ID: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
@@ -38,6 +42,8 @@ export interface DeliveryConfig {
   readonly url: string;
   readonly secret: string;
   readonly timeoutMs: number;
+  readonly retryForMs: number;
+  readonly retryCapMs: number;
 }
 
 export interface ProcessorConfig extends QuickBooksSettings {
@@ -71,7 +77,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
   );
   return {
     ...(c.DELIVERY_URL && c.DELIVERY_SECRET
-      ? { delivery: { url: c.DELIVERY_URL, secret: c.DELIVERY_SECRET, timeoutMs: c.DELIVERY_TIMEOUT_MS } }
+      ? {
+          delivery: {
+            url: c.DELIVERY_URL,
+            secret: c.DELIVERY_SECRET,
+            timeoutMs: c.DELIVERY_TIMEOUT_MS,
+            retryForMs: c.DELIVERY_RETRY_FOR_MS,
+            retryCapMs: c.DELIVERY_RETRY_MAX_MS,
+          },
+        }
       : {}),
     natsServers: c.NATS_URL,
     httpPort: c.HTTP_PORT,

@@ -1,37 +1,49 @@
 import { isRevisionConflict, type KV } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
+import { z } from "zod";
 
-interface LeaseValue {
-  readonly owner: string;
-  /** ms since the epoch. */
-  readonly expiresAt: number;
-  /** The KV revision at which the holder took the lease: the fence of its work. */
-  readonly epoch: number;
-}
+/** A partition lease as stored; no clock in it is compared across hosts. */
+const LeaseValue = z.object({
+  owner: z.string(),
+  /** The lease lapses when its record has not changed for this long, on the observer's own clock. */
+  ttlMs: z.number().optional(),
+  /** The KV revision at which the holder took the lease. */
+  epoch: z.number(),
+});
+type LeaseValue = z.infer<typeof LeaseValue>;
 
 interface Held {
   revision: number;
   epoch: number;
-  /** Local deadline after which this holder stops work on the partition. */
+  /** Monotonic deadline after which this holder stops work on the partition. */
   validUntil: number;
 }
 
 export interface LeaseEvents {
-  /** The partition is ours from now on; start consuming it. */
-  acquired(partition: number): Promise<void>;
-  /** The partition is no longer ours (released, or lost); stop consuming it before resolving. */
+  /**
+   * The partition is ours from now on; start consuming it. Called from the heartbeat without
+   * waiting: a slow start must not hold up the renewal of other leases.
+   */
+  acquired(partition: number): void;
+  /** The partition is no longer ours (released, or lost); stop consuming it. Awaited only by `stop`. */
   released(partition: number): Promise<void>;
 }
 
 /**
- * Fair shares of the partitions through leases in KV `qbo-leases`. Every replica heartbeats a
- * `member.<id>` key; each takes ceil(partitions / live members) partitions, renews them by
- * compare-and-set, gives up extras when replicas join, and takes over leases that lapsed. A holder
- * stops work a third of a TTL before its lease could lapse, so a paused holder has stopped before
- * another can take over.
+ * Fair shares of the partitions through leases in KV `qbo-leases`, with the clock rules of
+ * client-go's leader election (`LeaderElector`): every replica heartbeats `member.<id>` and counts
+ * as live the members whose key changed within a TTL of *its own* monotonic clock (watched, not
+ * listed); each takes ceil(partitions / live members) partitions, renews them by compare-and-set,
+ * gives up extras when replicas join, and takes over a lease whose record has not changed for a
+ * TTL of its own clock. A holder may work until two thirds of a TTL after the start of its last
+ * successful renewal (`isValid`), so a paused holder has stopped before another can take over;
+ * what it appends is fenced by the stream besides (`FencedAppender`).
  */
 export class PartitionLeases {
   readonly #held = new Map<number, Held>();
+  readonly #observed = new Map<number, { revision: number; at: number }>();
+  readonly #members = new Map<string, { revision: number; at: number }>();
+  #watch: { stop(): void } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #beat: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -43,7 +55,8 @@ export class PartitionLeases {
     private readonly events: LeaseEvents,
   ) {}
 
-  start(): void {
+  async start(): Promise<void> {
+    await this.#watchMembers();
     const tick = () => {
       this.#beat = this.#heartbeat().catch((err: unknown) =>
         this.options.logger.error({ err }, "lease heartbeat failed"),
@@ -63,7 +76,12 @@ export class PartitionLeases {
   /** Whether work on `partition` may go on: the lease is held and cannot have lapsed. */
   isValid(partition: number): boolean {
     const held = this.#held.get(partition);
-    return held !== undefined && Date.now() < held.validUntil;
+    return held !== undefined && performance.now() < held.validUntil;
+  }
+
+  /** Gives a partition up without waiting for its work (which never started, or failed). */
+  async giveUp(partition: number): Promise<void> {
+    await this.#release(partition, false);
   }
 
   /** Releases every lease (after stopping their work) and leaves the membership. */
@@ -71,34 +89,63 @@ export class PartitionLeases {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#beat;
-    await Promise.all(this.owned().map((partition) => this.#release(partition)));
+    this.#watch?.stop();
+    await Promise.all(this.owned().map((partition) => this.#release(partition, true)));
     await this.kv.delete(`member.${this.options.owner}`).catch(() => undefined); // best effort: it lapses anyway
   }
 
+  /** One watch for the whole life of the replica (listing keys would leave a consumer behind each time). */
+  async #watchMembers(): Promise<void> {
+    const watch = await this.kv.watch({ key: "member.*" });
+    this.#watch = watch;
+    void (async () => {
+      try {
+        for await (const entry of watch) {
+          const id = entry.key.slice("member.".length);
+          if (entry.operation === "PUT") this.#members.set(id, { revision: entry.revision, at: performance.now() });
+          else this.#members.delete(id);
+        }
+      } catch (err) {
+        this.options.logger.warn({ err }, "membership watch ended; watching again");
+      }
+      // NATS unreachable: keep trying; meanwhile the members already seen age out on our clock.
+      const again = (): void => {
+        if (!this.#stopped) void this.#watchMembers().catch(() => setTimeout(again, 1000).unref());
+      };
+      setTimeout(again, 1000).unref();
+    })();
+  }
+
   async #heartbeat(): Promise<void> {
-    const now = Date.now();
-    await this.kv.put(`member.${this.options.owner}`, String(now));
+    await this.kv.put(`member.${this.options.owner}`, String(Date.now()));
     // A newcomer announces itself one beat before claiming, so replicas starting together see
     // each other and split the partitions at once instead of one taking all and giving back.
     if (!this.#joined) {
       this.#joined = true;
       return;
     }
-    const live = await this.#liveMembers(now);
-    const share = Math.ceil(this.options.partitions / Math.max(1, live));
-
+    const share = Math.ceil(this.options.partitions / Math.max(1, await this.#liveMembers()));
     for (const partition of this.owned()) await this.#renew(partition);
-    for (const partition of this.owned().slice(share).reverse()) await this.#release(partition);
+    for (const partition of this.owned().slice(share).reverse()) await this.#release(partition, false);
     for (let partition = 0; partition < this.options.partitions && this.#held.size < share; partition++) {
       if (!this.#held.has(partition)) await this.#tryTake(partition);
     }
   }
 
-  async #liveMembers(now: number): Promise<number> {
+  /** Members heard from within a TTL; those silent for three are removed from the bucket. */
+  async #liveMembers(): Promise<number> {
+    const now = performance.now();
     let live = 0;
-    for await (const key of await this.kv.keys("member.*")) {
-      const entry = await this.kv.get(key);
-      if (entry?.operation === "PUT" && now - Number(entry.string()) < this.options.ttlMs) live++;
+    for (const [id, seen] of this.#members) {
+      const silent = now - seen.at;
+      if (silent < this.options.ttlMs || id === this.options.owner) live++;
+      else if (silent > 3 * this.options.ttlMs) {
+        // Compare-and-set: a member that came back meanwhile keeps its key.
+        await this.kv.delete(`member.${id}`, { previousSeq: seen.revision }).catch((err: unknown) => {
+          if (!isRevisionConflict(err)) throw err;
+        });
+        this.#members.delete(id);
+      }
     }
     return live;
   }
@@ -106,47 +153,53 @@ export class PartitionLeases {
   async #renew(partition: number): Promise<void> {
     const held = this.#held.get(partition);
     if (!held) return;
-    const now = Date.now();
+    // Counted from before the write: a slow renewal shortens our time rather than stretching it.
+    const started = performance.now();
     try {
-      held.revision = await this.kv.update(key(partition), this.#value(held.epoch, now), held.revision);
-      held.validUntil = now + (this.options.ttlMs * 2) / 3;
+      held.revision = await this.kv.update(key(partition), this.#value(held.epoch), held.revision);
+      held.validUntil = started + (this.options.ttlMs * 2) / 3;
     } catch (err) {
       if (!isRevisionConflict(err)) throw err;
       this.options.logger.warn({ partition }, "partition lease lost");
       this.#held.delete(partition);
-      await this.events.released(partition);
+      void this.events.released(partition);
     }
   }
 
   async #tryTake(partition: number): Promise<void> {
-    const now = Date.now();
+    const started = performance.now();
     const entry = await this.kv.get(key(partition));
+    if (entry?.operation === "PUT") {
+      const lease = LeaseValue.parse(entry.json());
+      const observed = this.#observed.get(partition);
+      if (observed?.revision !== entry.revision)
+        this.#observed.set(partition, { revision: entry.revision, at: started });
+      // Taken over only once its record stood still for a TTL of our own clock.
+      const ttlMs = lease.ttlMs ?? this.options.ttlMs;
+      if (lease.owner !== this.options.owner && started - (this.#observed.get(partition)?.at ?? started) < ttlMs)
+        return;
+    }
     try {
-      let revision: number;
-      if (entry?.operation !== "PUT") {
-        revision = entry
-          ? await this.kv.update(key(partition), this.#value(0, now), entry.revision)
-          : await this.kv.create(key(partition), this.#value(0, now));
-      } else {
-        const lease = entry.json<LeaseValue>();
-        if (lease.expiresAt > now) return;
-        revision = await this.kv.update(key(partition), this.#value(0, now), entry.revision);
-      }
-      // The revision we took it at is the fence; write it into the lease so renewals keep it.
-      revision = await this.kv.update(key(partition), this.#value(revision, now), revision);
-      this.#held.set(partition, { revision, epoch: revision, validUntil: now + (this.options.ttlMs * 2) / 3 });
+      let revision = entry
+        ? await this.kv.update(key(partition), this.#value(0), entry.revision)
+        : await this.kv.create(key(partition), this.#value(0));
+      // The revision we took it at is the epoch; write it into the lease so renewals keep it.
+      revision = await this.kv.update(key(partition), this.#value(revision), revision);
+      this.#held.set(partition, { revision, epoch: revision, validUntil: started + (this.options.ttlMs * 2) / 3 });
       this.options.logger.info({ partition }, "partition acquired");
-      await this.events.acquired(partition);
+      this.events.acquired(partition);
     } catch (err) {
       if (!isRevisionConflict(err)) throw err; // another replica took it first
     }
   }
 
-  async #release(partition: number): Promise<void> {
+  /** Stops the partition's work (awaited when `wait`), then frees the lease by compare-and-set. */
+  async #release(partition: number, wait: boolean): Promise<void> {
     const held = this.#held.get(partition);
     if (!held) return;
     this.#held.delete(partition);
-    await this.events.released(partition);
+    const stopped = this.events.released(partition);
+    if (wait) await stopped;
     try {
       await this.kv.delete(key(partition), { previousSeq: held.revision });
       this.options.logger.info({ partition }, "partition released");
@@ -155,8 +208,8 @@ export class PartitionLeases {
     }
   }
 
-  #value(epoch: number, now: number): string {
-    const value: LeaseValue = { owner: this.options.owner, expiresAt: now + this.options.ttlMs, epoch };
+  #value(epoch: number): string {
+    const value: LeaseValue = { owner: this.options.owner, ttlMs: this.options.ttlMs, epoch };
     return JSON.stringify(value);
   }
 }

@@ -1,7 +1,18 @@
-import { ChangeEvent, Consumers, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
-import { DurableConsumer, type JsMsg, publishDurable } from "@qbo-webhooks/messaging";
+import { ChangeEvent, Consumers, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { DurableConsumer, deadLetter, type JsMsg, type KV } from "@qbo-webhooks/messaging";
 import type { LimitFunction } from "p-limit";
+import { ChangeOutputs } from "./change-outputs.js";
+import { type DeliveryTarget, PartitionDelivery } from "./partition-delivery.js";
 import { type BatchDeps, type Pending, processRealmBatch } from "./realm-batch.js";
+
+export interface WorkerDeps extends Omit<BatchDeps, "stillOwner" | "outputs"> {
+  readonly coalesceMs: number;
+  /** Realm batches running at once, shared by every partition of the replica. */
+  readonly batchSlots: LimitFunction;
+  readonly stillOwner: (partition: number) => boolean;
+  /** Delivery to the app, when it takes deliveries. */
+  readonly delivery?: { readonly target: DeliveryTarget; readonly cursors: KV; readonly slots: LimitFunction };
+}
 
 /** The most events of one realm handled in one batch. */
 const MAX_BATCH = 500;
@@ -28,6 +39,8 @@ interface RealmQueue {
  */
 export class PartitionWorker {
   readonly #realms = new Map<string, RealmQueue>();
+  readonly #outputs: ChangeOutputs;
+  readonly #delivery: PartitionDelivery | undefined;
   #consumer: DurableConsumer | undefined;
   #stopping = false;
   readonly #keepAlive = setInterval(() => {
@@ -36,14 +49,25 @@ export class PartitionWorker {
 
   private constructor(
     readonly partition: number,
-    private readonly deps: Omit<BatchDeps, "stillOwner"> & {
-      coalesceMs: number;
-      batchSlots: LimitFunction;
-      stillOwner: (partition: number) => boolean;
-    },
-  ) {}
+    private readonly deps: WorkerDeps,
+  ) {
+    const owner = () => deps.stillOwner(partition);
+    this.#delivery =
+      deps.delivery &&
+      PartitionDelivery.start({
+        ...deps.delivery,
+        client: deps.client,
+        partition,
+        store: deps.store,
+        mayDeliver: owner,
+        metrics: deps.metrics,
+        logger: deps.logger,
+      });
+    this.#outputs = new ChangeOutputs(deps.client, partition, owner, this.#delivery);
+  }
 
-  static async start(partition: number, deps: PartitionWorker["deps"]): Promise<PartitionWorker> {
+  /** @throws when the partition's consumer cannot be set up (then nothing runs: the caller gives the lease up). */
+  static async start(partition: number, deps: WorkerDeps): Promise<PartitionWorker> {
     const worker = new PartitionWorker(partition, deps);
     worker.#consumer = await DurableConsumer.start(deps.client, {
       stream: Streams.events.name,
@@ -53,14 +77,21 @@ export class PartitionWorker {
       batch: 64,
       logger: deps.logger,
       handle: (msg) => worker.#accept(msg),
+    }).catch(async (err: unknown) => {
+      await worker.#delivery?.stop();
+      throw err;
     });
     return worker;
   }
 
-  /** Stops pulling, finishes the batches under way, and hands queued events back to JetStream. */
+  /**
+   * Stops pulling and delivering, finishes the batches under way (a lapsed lease makes them hand
+   * their events back), and hands queued events back to JetStream.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#keepAlive);
+    await this.#delivery?.stop();
     await this.#consumer?.stop();
     for (const queue of this.#realms.values()) {
       clearTimeout(queue.timer);
@@ -72,10 +103,10 @@ export class PartitionWorker {
   async #accept(msg: JsMsg): Promise<void> {
     const parsed = ChangeEvent.safeParse(msg.json());
     if (!parsed.success) {
-      await publishDurable(this.deps.client, Subjects.dlq("processor"), msg.data, {
+      await deadLetter(this.deps.client, msg.data, {
+        stage: "processor",
+        reason: "not a ChangeEvent",
         msgId: `processor-invalid-${msg.seq}`,
-        timeoutMs: 5000,
-        headers: { [Headers.dlqStage]: "processor", [Headers.dlqReason]: "not a ChangeEvent" },
       });
       this.deps.metrics.events.inc({ result: "dead_lettered" });
       msg.term("not a ChangeEvent");
@@ -112,7 +143,11 @@ export class PartitionWorker {
     const batch = queue.pending.splice(0, MAX_BATCH);
     queue.inWork = batch;
     try {
-      await processRealmBatch({ ...this.deps, stillOwner: () => this.deps.stillOwner(this.partition) }, realmId, batch);
+      await processRealmBatch(
+        { ...this.deps, outputs: this.#outputs, stillOwner: () => this.deps.stillOwner(this.partition) },
+        realmId,
+        batch,
+      );
     } catch (err) {
       // NATS or KV trouble: JetStream redelivers whatever was not acked.
       this.deps.logger.error(

@@ -7,6 +7,10 @@ export interface ProcessorMetrics {
   readonly events: Counter<"result">;
   readonly freshness: Histogram;
   readonly partitionsOwned: Gauge;
+  /** `qbo_delivery_attempts_total{result}`: delivered, failed, dead_lettered, superseded (a replay out of date). */
+  readonly deliveries: Counter<"result">;
+  /** Realms whose next change the app has refused at least once and not yet taken. */
+  readonly blockedRealms: Gauge;
 }
 
 export function createProcessorMetrics(registry: Registry): ProcessorMetrics {
@@ -26,6 +30,17 @@ export function createProcessorMetrics(registry: Registry): ProcessorMetrics {
     partitionsOwned: new Gauge({
       name: "qbo_partitions_owned",
       help: "Partitions this processor replica holds the lease of.",
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: "qbo_delivery_attempts_total",
+      help: "POSTs of applied changes to the app, by result (superseded: a replayed change skipped as out of date).",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    blockedRealms: new Gauge({
+      name: "qbo_delivery_blocked_realms",
+      help: "Realms whose next change the app's endpoint is refusing; their later changes wait behind it.",
       registers: [registry],
     }),
   };

@@ -1,16 +1,17 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { Buckets, Streams } from "@qbo-webhooks/contracts";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
 import type { Registry } from "prom-client";
-import { ChangeDelivery } from "./change-delivery.js";
+import { Webhook } from "standardwebhooks";
 import type { ProcessorConfig } from "./config.js";
 import { PartitionLeases } from "./partition-leases.js";
-import { PartitionWorker } from "./partition-worker.js";
+import { PartitionWorker, type WorkerDeps } from "./partition-worker.js";
 import { createProcessorMetrics } from "./processor-metrics.js";
 import type { ProcessorHooks } from "./realm-batch.js";
 
@@ -23,7 +24,10 @@ export interface ProcessorService {
   close(): Promise<void>;
 }
 
-/** A processor replica: takes its share of the partitions and applies their events. */
+/** POSTs to the app in flight at once per replica, across its partitions. */
+const DELIVERY_SLOTS = 32;
+
+/** A processor replica: takes its share of the partitions, applies their events and delivers their changes. */
 export async function startProcessor(
   config: ProcessorConfig,
   logger: Logger,
@@ -43,7 +47,9 @@ export async function startProcessor(
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
-    for (const spec of [Streams.events, Streams.changes, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
+    await ensureStream(client.jsm, Streams.events, placement, { [PARTITIONS_METADATA]: String(config.partitions) });
+    for (const spec of [Streams.changes, Streams.deliveries, Streams.dlq])
+      await ensureStream(client.jsm, spec, placement);
   };
   await declare();
   client.onReconnect(declare);
@@ -55,51 +61,79 @@ export async function startProcessor(
   );
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
 
-  const batchSlots = pLimit(config.maxConcurrentRealms);
+  const workerDeps: WorkerDeps = {
+    client,
+    quickbooks,
+    store,
+    metrics,
+    logger,
+    maxAttempts: config.maxAttempts,
+    fetchStrategy: config.fetchStrategy,
+    retryBaseMs: config.retryBaseMs,
+    coalesceMs: config.coalesceMs,
+    batchSlots: pLimit(config.maxConcurrentRealms),
+    ...(hooks ? { hooks } : {}),
+    stillOwner: (p) => leases.isValid(p),
+    ...(config.delivery
+      ? {
+          delivery: {
+            target: {
+              url: config.delivery.url,
+              webhook: new Webhook(config.delivery.secret),
+              timeoutMs: config.delivery.timeoutMs,
+              retryForMs: config.delivery.retryForMs,
+              retryBaseMs: config.retryBaseMs,
+              retryCapMs: config.delivery.retryCapMs,
+            },
+            cursors: await bucket(Buckets.deliveryCursors),
+            slots: pLimit(DELIVERY_SLOTS),
+          },
+        }
+      : {}),
+  };
+  // Deliveries used to come from one consumer of QBO_CHANGES shared by every replica, which let
+  // newer versions overtake older ones; a store from that time still has it.
+  await client.jsm.consumers.delete(Streams.changes.name, "delivery").catch((err: unknown) => {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  });
+
   const workers = new Map<number, PartitionWorker>();
+  // Starting and stopping a partition's work happen one after another per partition, off the
+  // lease heartbeat: a slow stop must not delay renewing the other leases.
+  const transitions = new Map<number, Promise<void>>();
+  const inTurn = (partition: number, step: () => Promise<void>): Promise<void> => {
+    const next = (transitions.get(partition) ?? Promise.resolve()).then(step).catch((err: unknown) => {
+      logger.error({ err, partition }, "partition work could not start or stop");
+    });
+    transitions.set(partition, next);
+    return next;
+  };
   const leases: PartitionLeases = new PartitionLeases(
     await bucket(Buckets.leases),
     { owner: config.processorId, partitions: config.partitions, ttlMs: config.leaseTtlMs, logger },
     {
-      acquired: async (partition) => {
-        workers.set(
-          partition,
-          await PartitionWorker.start(partition, {
-            client,
-            quickbooks,
-            store,
-            metrics,
-            logger,
-            maxAttempts: config.maxAttempts,
-            fetchStrategy: config.fetchStrategy,
-            retryBaseMs: config.retryBaseMs,
-            coalesceMs: config.coalesceMs,
-            batchSlots,
-            ...(hooks ? { hooks } : {}),
-            stillOwner: (p) => leases.isValid(p),
-          }),
-        );
-        metrics.partitionsOwned.set(workers.size);
-      },
-      released: async (partition) => {
-        const worker = workers.get(partition);
-        workers.delete(partition);
-        metrics.partitionsOwned.set(workers.size);
-        await worker?.stop();
-      },
+      acquired: (partition) =>
+        void inTurn(partition, async () => {
+          if (!leases.isValid(partition)) return;
+          try {
+            workers.set(partition, await PartitionWorker.start(partition, workerDeps));
+            metrics.partitionsOwned.set(workers.size);
+          } catch (err) {
+            // Nobody would consume it: give it up so this replica or another takes it again.
+            logger.error({ err, partition }, "partition work did not start; lease given up");
+            await leases.giveUp(partition);
+          }
+        }),
+      released: (partition) =>
+        inTurn(partition, async () => {
+          const worker = workers.get(partition);
+          workers.delete(partition);
+          metrics.partitionsOwned.set(workers.size);
+          await worker?.stop();
+        }),
     },
   );
-  leases.start();
-  const delivery =
-    config.delivery &&
-    (await ChangeDelivery.start({
-      client,
-      ...config.delivery,
-      maxAttempts: config.maxAttempts,
-      retryBaseMs: config.retryBaseMs,
-      registry,
-      logger,
-    }));
+  await leases.start();
   logger.info({ processorId: config.processorId, partitions: config.partitions }, "processor started");
 
   return {
@@ -109,7 +143,6 @@ export async function startProcessor(
     isReady,
     close: async () => {
       closing = true;
-      await delivery?.stop();
       await leases.stop();
       await client.drain();
       const closed = once(server, "close");

@@ -1,24 +1,12 @@
 import { SpanKind, trace } from "@opentelemetry/api";
-import {
-  type AppliedChange,
-  CDC_UNSUPPORTED_ENTITIES,
-  type ChangeEvent,
-  type EntityName,
-  entityNameFromAnyCase,
-  Headers,
-  Subjects,
-} from "@qbo-webhooks/contracts";
-import type { EntityStore } from "@qbo-webhooks/entity-store";
-import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import { type AppliedChange, type ChangeEvent, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
+import { type EntityStore, entityVersionOf, StoredEntity } from "@qbo-webhooks/entity-store";
+import { backoffMs, deadLetter, type JsMsg, type NatsClient, PublishError } from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
-import { type QboObject, type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
+import { type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
+import type { ChangeOutputs } from "./change-outputs.js";
 import type { ProcessorMetrics } from "./processor-metrics.js";
-
-export type FetchStrategy = "cdc" | "query";
-
-/** QuickBooks' times have one-second resolution; look back a little further than the oldest event. */
-const CDC_MARGIN_MS = 2000;
-const CDC_LOOKBACK_MS = 29 * 24 * 3600 * 1000;
+import { type Fetched, type FetchStrategy, fetchChanged } from "./realm-fetch.js";
 
 export interface Pending {
   readonly event: ChangeEvent;
@@ -29,6 +17,7 @@ export interface BatchDeps {
   readonly client: NatsClient;
   readonly quickbooks: QuickBooksClient;
   readonly store: EntityStore;
+  readonly outputs: ChangeOutputs;
   readonly metrics: ProcessorMetrics;
   readonly logger: Logger;
   readonly maxAttempts: number;
@@ -37,18 +26,25 @@ export interface BatchDeps {
   /** First retry delay; doubles per attempt. A realm without valid tokens waits 30 times longer. */
   readonly retryBaseMs: number;
   readonly hooks?: ProcessorHooks;
-  /** Whether this replica still holds the partition: checked before every write. */
+  /** Whether this replica still holds the partition: checked before each event. */
   readonly stillOwner: () => boolean;
 }
 
-const PUBLISH_TIMEOUT_MS = 5000;
-const encoder = new TextEncoder();
+/**
+ * Seen from outside: a batch of a realm starting and ending, and each change between its
+ * publication and its recording in our copy. Tests use them to prove that no realm is processed by
+ * two replicas at once, and to fail a batch at the worst moment.
+ */
+export interface ProcessorHooks {
+  batchStarted(realmId: string): void;
+  batchEnded(realmId: string): void;
+  published?(change: AppliedChange): Promise<void>;
+}
 
 /**
  * Applies one realm's events, oldest first: fetches every changed entity with as few calls as it
- * can (one CDC call, or one `Id IN` query per type, for the whole batch; Delete needs none), stores
- * what is newer than our copy, publishes each applied change, and acks each event once its
- * outputs are stored.
+ * can, and for each one newer than our copy publishes the change (feed, then delivery queue)
+ * before our copy records it; acks each event once its outputs are stored.
  */
 export async function processRealmBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   deps.hooks?.batchStarted(realmId);
@@ -71,73 +67,38 @@ export async function processRealmBatch(deps: BatchDeps, realmId: string, batch:
 
 const tracer = trace.getTracer("qbo-webhooks-processor");
 
-/**
- * Seen from outside: a batch of a realm starting and ending. Tests use it to prove that no realm
- * is ever processed by two replicas at once.
- */
-export interface ProcessorHooks {
-  batchStarted(realmId: string): void;
-  batchEnded(realmId: string): void;
-}
-
 async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   const ordered = [...batch].sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
-  let fetched: Map<EntityName, Map<string, QboObject>>;
+  let fetched: Fetched;
   try {
-    fetched = await fetchChanged(deps, realmId, ordered);
+    fetched = await fetchChanged(
+      deps.quickbooks,
+      deps.fetchStrategy,
+      realmId,
+      ordered.map((p) => p.event),
+    );
   } catch (err) {
     if (!(err instanceof QuickBooksError)) throw err;
     await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
     return;
   }
   for (const [i, pending] of ordered.entries()) {
-    if (!deps.stillOwner()) {
-      // The lease is gone or about to lapse: hand the rest back for the next holder.
+    try {
+      if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
+      await apply(deps, pending.event, fetched);
+    } catch (err) {
+      if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
+      // The lease is gone or lapsing: hand the rest back for the next holder, who applies them after
+      // whatever it has appended (our appends are refused from its first one on).
+      deps.logger.warn({ realmId, reason: err.message }, "partition lease lost mid-batch; events handed back");
       for (const rest of ordered.slice(i)) rest.msg.nak();
       return;
     }
-    await apply(deps, pending, fetched);
     pending.msg.ack();
   }
 }
 
-/**
- * The current state of every entity the batch's events name (Delete needs none). With the CDC
- * strategy, as QuickBooks advises, one call covers all types back to the oldest event; ids it
- * does not return (CDC's cap, types it does not cover, events older than its 30 days) are read
- * with `Id IN` queries. Entities deleted since are absent from the answer.
- */
-async function fetchChanged(deps: BatchDeps, realmId: string, ordered: readonly Pending[]) {
-  const wanted = new Map<EntityName, Set<string>>();
-  for (const { event } of ordered) {
-    const entity = entityNameFromAnyCase(event.entity);
-    if (!entity || event.operation === "Delete") continue;
-    wanted.set(entity, (wanted.get(entity) ?? new Set<string>()).add(event.id));
-  }
-  const fetched = new Map<EntityName, Map<string, QboObject>>();
-  const oldest = Math.min(...ordered.map((p) => Date.parse(p.event.occurredAt)));
-  const cdcTypes = [...wanted.keys()].filter((entity) => !CDC_UNSUPPORTED_ENTITIES.has(entity));
-  if (deps.fetchStrategy === "cdc" && cdcTypes.length > 0 && Date.now() - oldest < CDC_LOOKBACK_MS) {
-    const cdc = await deps.quickbooks.changedSince(realmId, cdcTypes, new Date(oldest - CDC_MARGIN_MS));
-    for (const entity of cdcTypes) {
-      const found = cdc.changed.get(entity) ?? new Map<string, QboObject>();
-      fetched.set(entity, found);
-      const gone = cdc.deleted.get(entity);
-      const ids = wanted.get(entity) ?? new Set<string>();
-      // Complete answers settle every id: returned, deleted, or unchanged since (then already applied).
-      if (cdc.complete) wanted.delete(entity);
-      else for (const id of ids) if (found.has(id) || gone?.has(id)) ids.delete(id);
-    }
-  }
-  for (const [entity, ids] of wanted) {
-    if (ids.size === 0) continue;
-    const read = await deps.quickbooks.readMany(realmId, entity, [...ids]);
-    fetched.set(entity, new Map([...(fetched.get(entity) ?? []), ...read]));
-  }
-  return fetched;
-}
-
-async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityName, Map<string, QboObject>>) {
+async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Promise<void> {
   const entity = entityNameFromAnyCase(event.entity);
   if (!entity) {
     deps.metrics.events.inc({ result: "failed" });
@@ -145,50 +106,50 @@ async function apply(deps: BatchDeps, { event }: Pending, fetched: Map<EntityNam
     return;
   }
   if (event.operation === "Delete") {
-    // A repeated or late Delete finds nothing to remove and changes nothing.
-    const removed = await deps.store.remove(event.realmId, entity, event.id);
-    if (removed) await publishChange(deps, event, entity, event.id, undefined);
-    deps.metrics.events.inc({ result: removed ? "deleted" : "stale" });
+    await deps.store.remove(event.realmId, entity, event.id, announcer(deps, event, entity, event.id, undefined));
+    deps.metrics.events.inc({ result: "deleted" });
   } else {
-    const data = fetched.get(entity)?.get(event.id);
-    // Gone by the time we asked: a Delete event for it follows, so nothing to apply now.
-    const applied =
-      data !== undefined &&
-      (event.repair
-        ? await deps.store.replace(event.realmId, entity, data)
-        : await deps.store.applyIfNewer(event.realmId, entity, data));
-    if (applied) await publishChange(deps, event, entity, event.id, data);
+    const object = fetched.get(entity)?.get(event.id);
+    // Gone by the time we asked (object undefined): a Delete event for it follows, so nothing to apply now.
+    let applied = false;
+    if (object !== undefined) {
+      const data = StoredEntity.parse(object);
+      const announce = announcer(deps, event, entity, event.id, data);
+      applied = event.repair
+        ? await deps.store.replace(event.realmId, entity, data, announce)
+        : await deps.store.applyIfNewer(event.realmId, entity, data, announce);
+    }
     deps.metrics.events.inc({ result: applied ? "applied" : "stale" });
     if (event.operation === "Merge" && event.deletedId) {
-      if (await deps.store.remove(event.realmId, entity, event.deletedId))
-        await publishChange(deps, event, entity, event.deletedId, undefined);
+      const gone = event.deletedId;
+      await deps.store.remove(event.realmId, entity, gone, announcer(deps, event, entity, gone, undefined));
     }
   }
   await deps.store.advanceWatermark(event.realmId, entity, event.occurredAt);
   deps.metrics.freshness.observe(Math.max(0, (Date.now() - Date.parse(event.occurredAt)) / 1000));
 }
 
-async function publishChange(
+/** Publishes the change an event led to: the entity's new state, or its removal when `data` is undefined. */
+function announcer(
   deps: BatchDeps,
   event: ChangeEvent,
   entity: EntityName,
   id: string,
-  data: QboObject | undefined,
+  data: StoredEntity | undefined,
 ) {
-  const change: AppliedChange = {
-    realmId: event.realmId,
-    entity,
-    id,
-    operation: event.operation,
-    occurredAt: event.occurredAt,
-    appliedAt: new Date().toISOString(),
-    ...(data ? { data } : {}),
+  return async () => {
+    const change: AppliedChange = {
+      realmId: event.realmId,
+      entity,
+      id,
+      operation: event.operation,
+      occurredAt: event.occurredAt,
+      appliedAt: new Date().toISOString(),
+      ...(data ? { version: entityVersionOf(data), data } : {}),
+    };
+    await deps.outputs.publish(change);
+    await deps.hooks?.published?.(change);
   };
-  const version = data ? `v${String(data.SyncToken ?? "0")}` : `gone${Date.parse(event.occurredAt)}`;
-  await publishDurable(deps.client, Subjects.changes(event.realmId, entity), encoder.encode(JSON.stringify(change)), {
-    msgId: `${event.realmId}.${entity}.${id}.${version}`,
-    timeoutMs: PUBLISH_TIMEOUT_MS,
-  });
 }
 
 async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: QuickBooksError): Promise<void> {
@@ -206,11 +167,11 @@ async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: 
     msg.nak(delay);
     return;
   }
-  const reason = `${err.code}: ${err.message}`.replace(/[\r\n]+/g, " ").slice(0, 1024);
-  await publishDurable(deps.client, Subjects.dlq("processor"), msg.data, {
+  const reason = await deadLetter(deps.client, msg.data, {
+    stage: "processor",
+    reason: `${err.code}: ${err.message}`,
     msgId: `processor-${event.eventId}-${msg.seq}`,
-    timeoutMs: PUBLISH_TIMEOUT_MS,
-    headers: { [Headers.dlqStage]: "processor", [Headers.dlqReason]: reason, "Qbo-Attempts": String(attempt) },
+    attempts: attempt,
   });
   deps.metrics.events.inc({ result: "dead_lettered" });
   deps.logger.error(

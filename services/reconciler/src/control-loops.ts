@@ -1,6 +1,6 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ChangeEvent, type RealmRecord, Streams } from "@qbo-webhooks/contracts";
-import type { RealmRegistry } from "@qbo-webhooks/entity-store";
+import type { RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import { type KvTokenSource, QuickBooksError } from "@qbo-webhooks/quickbooks";
@@ -8,6 +8,8 @@ import pLimit from "p-limit";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
+/** How long a finished run's result may take to reach the followed records before it is given up on. */
+const RESULT_WAIT_MS = 30_000;
 /** Gaps between webhooks kept per realm to judge its usual rhythm. */
 const GAPS_KEPT = 21;
 
@@ -40,8 +42,13 @@ export class ControlLoops {
   /** Realms caught up since this leadership began: every realm gets one catch-up at its start. */
   readonly #caughtUp = new Set<string>();
   readonly #retryAt = new Map<string, { at: number; failures: number }>();
-  /** When each realm's last run here ended (monotonic): a record listed before that is stale. */
-  readonly #finishedAt = new Map<string, number>();
+  /**
+   * Per realm, the last run here: when it started (QuickBooks' clock) and ended (monotonic). Until
+   * the record shows that run's result (`lastCdcAt`), the record held is older than the run and
+   * must not start it again; a result that never arrives (its write failed) stops counting after
+   * `RESULT_WAIT_MS`.
+   */
+  readonly #lastRun = new Map<string, { startedAt: number; endedAt: number | undefined }>();
   readonly #lastWebhook = new Map<string, number>();
   /** Per realm, the last gaps between webhook events as this leader saw them; their median is the usual gap. */
   readonly #gaps = new Map<string, number[]>();
@@ -49,6 +56,7 @@ export class ControlLoops {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
   #watcher: { stop(): void } | undefined;
+  #realms: RealmFollower | undefined;
 
   constructor(
     private readonly deps: LoopDeps,
@@ -60,6 +68,7 @@ export class ControlLoops {
   /** Runs until `signal` aborts (leadership ended). */
   async start(signal: AbortSignal): Promise<void> {
     this.#caughtUp.clear();
+    this.#realms = await this.deps.registry.follow();
     this.#watcher = await this.#watchWebhooks();
     const loop = () => {
       if (signal.aborted) return;
@@ -83,24 +92,24 @@ export class ControlLoops {
     clearTimeout(this.#timer);
     this.#watcher?.stop();
     this.#watcher = undefined;
+    this.#realms?.stop();
+    this.#realms = undefined;
   }
 
   async #once(): Promise<void> {
-    const listedAt = performance.now();
-    const realms = await this.deps.registry.list();
-    const connected = realms.filter((r) => r.status === "connected");
+    const realms = this.#realms?.list() ?? [];
+    const connected = realms.filter(({ record }) => record.status === "connected");
     this.deps.metrics.realms.set({ status: "connected" }, connected.length);
     this.deps.metrics.realms.set({ status: "disconnected" }, realms.length - connected.length);
-    for (const realm of connected) {
+    for (const { record: realm } of connected) {
       if (!this.deps.stillLeader()) return;
       if (!(await this.#keepTokensAlive(realm))) continue;
       await this.#recordWebhooks(realm);
-      // A run that ended after the listing has updated the record we hold: judge it next pass.
-      if ((this.#finishedAt.get(realm.realmId) ?? Number.NEGATIVE_INFINITY) > listedAt) continue;
+      if (this.#awaitingResult(realm)) continue;
       const kind = this.#cdcDue(realm);
       if (kind) this.#runCdc(realm, kind);
     }
-    await this.#publishBacklog(connected);
+    await this.#publishBacklog(connected.map(({ record }) => record));
   }
 
   /** Refreshes ahead of expiry; false when QuickBooks refused and the realm is now disconnected. */
@@ -170,8 +179,17 @@ export class ControlLoops {
     return Math.min(this.settings.silenceMs, Math.max(this.settings.silenceMinMs, 10 * usual));
   }
 
+  /** Whether the realm's record does not show its last run's result yet. */
+  #awaitingResult(realm: RealmRecord): boolean {
+    const last = this.#lastRun.get(realm.realmId);
+    if (!last || (realm.lastCdcAt ?? Number.NEGATIVE_INFINITY) >= last.startedAt) return false;
+    return last.endedAt === undefined || performance.now() - last.endedAt < RESULT_WAIT_MS;
+  }
+
   #runCdc(realm: RealmRecord, kind: CdcKind): void {
     this.#running.add(realm.realmId);
+    const run: { startedAt: number; endedAt: number | undefined } = { startedAt: this.deps.now(), endedAt: undefined };
+    this.#lastRun.set(realm.realmId, run);
     void this.#limit(async () => {
       try {
         if (!this.deps.stillLeader()) return;
@@ -191,7 +209,7 @@ export class ControlLoops {
           .update(realm.realmId, (r) => r && { ...r, lastCdcAt: this.deps.now(), lastCdcResult: "failed" })
           .catch(() => undefined);
       } finally {
-        this.#finishedAt.set(realm.realmId, performance.now());
+        run.endedAt = performance.now();
         this.#running.delete(realm.realmId);
       }
     });

@@ -52,7 +52,7 @@ export interface CdcDeps {
  */
 export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKind): Promise<void> {
   const startedAt = deps.now();
-  const since = await windowStart(deps, realm, kind, startedAt);
+  const since = windowStart(realm, kind, startedAt);
   const full = since === undefined;
   // Taken once, before any listing: a snapshot older than the listing is what deletion detection needs.
   let snapshot: Promise<Map<string, Set<string>>> | undefined;
@@ -84,7 +84,10 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       const at = Date.parse(event.occurredAt);
       // Too young to judge: its webhook may be on its way. The next run's window covers it.
       if (!full && at > startedAt - deps.missedGraceMs) continue;
-      const recorded = await deps.versions.recordedAt(realm.realmId, entity, object.Id);
+      // The very change recorded already: announced by a webhook, or found by an earlier run and on
+      // its way. Not missed, and not to be published again (a daily run still compares content).
+      const judged = await deps.versions.verdictOf(event);
+      if (judged === "duplicate" && kind !== "daily") continue;
       const copy = await deps.store.read(realm.realmId, entity, object.Id);
       // Our copy is behind QuickBooks'. Versions are compared as well as times: QuickBooks' times have
       // one-second resolution, so a change in the same second as an announced one hides behind it.
@@ -92,8 +95,8 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
         event.operation === "Delete"
           ? copy !== undefined
           : copy === undefined || Number(copy.SyncToken ?? 0) < Number(object.SyncToken ?? 0);
-      const newer = recorded === undefined || at > recorded;
-      if (newer || behind) {
+      const newer = judged === "newer";
+      if (newer || (behind && judged !== "duplicate")) {
         // Not newer by time but behind by version: ordering would drop it as stale, so it goes as a repair.
         if (newer) events.push(event);
         else repair(entity, object);
@@ -105,9 +108,20 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
     }
   }
   for (const [entity, ids] of scan.vanished) {
-    // Gone from QuickBooks with no trace CDC could show: deleted as of the run's start.
+    // A listing paged by offset skips a row when an earlier one goes away meanwhile: only what an
+    // `Id IN` read no longer finds is gone. Gone with no trace CDC could show: deleted as of the
+    // run's start, later than anything recorded for it, so ordering lets it through as newer.
+    const still = ids.length > 0 ? await deps.quickbooks.readMany(realm.realmId, entity, ids) : new Map();
     const deletedAt = new Date(startedAt).toISOString();
-    for (const id of ids) repair(entity, { Id: id, status: "Deleted", MetaData: { LastUpdatedTime: deletedAt } });
+    for (const id of ids) {
+      if (still.has(id)) continue;
+      const event = changeEventFromObject(realm.realmId, entity, {
+        Id: id,
+        status: "Deleted",
+        MetaData: { LastUpdatedTime: deletedAt },
+      });
+      if (event) events.push(event);
+    }
   }
 
   for (let i = 0; i < events.length; i += EVENTS_PER_MESSAGE) {
@@ -150,20 +164,17 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
 }
 
 /**
- * Where a run starts: the realm's oldest watermark or its last verified time, whichever is older
- * (a daily run: the last day, from the previous daily run); undefined means a full resync, for a
- * realm never verified or one whose start lies beyond CDC's 30 days.
+ * Where a run starts: the point up to which the realm was last verified (a daily run: from the
+ * previous daily run, or the connection before the first, if earlier). Undefined means a full load: for a realm never
+ * verified, whatever webhooks came first (a webhook says nothing of what existed before it), and
+ * for one whose start lies beyond CDC's 30 days. Watermarks are not where it starts: a type quiet
+ * for a month would turn every catch-up into a full load.
  */
-async function windowStart(deps: CdcDeps, realm: RealmRecord, kind: CdcKind, now: number): Promise<Date | undefined> {
-  const marks = await deps.store.watermarks(realm.realmId);
-  const followed = realm.entities.flatMap((entity) => {
-    const mark = marks.get(entity);
-    return mark === undefined ? [] : [mark];
-  });
-  const candidates = [...followed, ...(realm.verifiedUntil === undefined ? [] : [realm.verifiedUntil])];
-  let start = candidates.length === 0 ? undefined : Math.min(...candidates) - MARGIN_MS;
-  if (kind === "daily" && start !== undefined) start = Math.min(start, (realm.lastDailyCdcAt ?? now - DAY) - MARGIN_MS);
-  if (start === undefined || now - start > CDC_LOOKBACK_MS) return undefined;
+function windowStart(realm: RealmRecord, kind: CdcKind, now: number): Date | undefined {
+  if (realm.verifiedUntil === undefined) return undefined;
+  let start = realm.verifiedUntil - MARGIN_MS;
+  if (kind === "daily") start = Math.min(start, (realm.lastDailyCdcAt ?? realm.connectedAt) - MARGIN_MS);
+  if (now - start > CDC_LOOKBACK_MS) return undefined;
   return new Date(start);
 }
 

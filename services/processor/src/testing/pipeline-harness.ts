@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
+import { AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
 import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
@@ -8,6 +8,7 @@ import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/serv
 import { KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import type { ProcessorConfig } from "../config.js";
+import { DELIVERY_SECRET } from "./app-receiver.js";
 
 export const logger = createLogger({
   service: "pipeline-test",
@@ -125,7 +126,23 @@ export async function startPipeline(
     }
   };
 
-  const processorConfig = (id: string, fetchStrategy: ProcessorConfig["fetchStrategy"] = "cdc"): ProcessorConfig => ({
+  /** A replica's configuration; `delivery` POSTs its changes to an app (see `startAppReceiver`). */
+  const processorConfig = (
+    id: string,
+    fetchStrategy: ProcessorConfig["fetchStrategy"] = "cdc",
+    delivery?: { url: string; retryForMs?: number },
+  ): ProcessorConfig => ({
+    ...(delivery
+      ? {
+          delivery: {
+            url: delivery.url,
+            secret: DELIVERY_SECRET,
+            timeoutMs: 2000,
+            retryForMs: delivery.retryForMs ?? 24 * 3600_000,
+            retryCapMs: 1000,
+          },
+        }
+      : {}),
     fetchStrategy,
     natsServers: [nats.url],
     httpPort: 0,
@@ -151,7 +168,10 @@ export async function startPipeline(
   });
 
   /** The same configuration as environment variables, for a processor process. */
-  const processorEnv = (id: string): Record<string, string> => ({
+  const processorEnv = (id: string, deliveryUrl?: string): Record<string, string> => ({
+    ...(deliveryUrl
+      ? { DELIVERY_URL: deliveryUrl, DELIVERY_SECRET, DELIVERY_TIMEOUT_MS: "2000", DELIVERY_RETRY_MAX_MS: "1000" }
+      : {}),
     NATS_URL: nats.url,
     HTTP_PORT: "0",
     PARTITIONS: String(partitions),
@@ -172,12 +192,36 @@ export async function startPipeline(
     const info = await reader.jsm.streams.info(Streams.changes.name);
     const histories = new Map<string, number[]>();
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const change = (await reader.jsm.streams.getMessage(Streams.changes.name, { seq }))?.json<AppliedChange>();
+      const msg = await reader.jsm.streams.getMessage(Streams.changes.name, { seq });
+      const change = msg ? AppliedChange.parse(msg.json()) : undefined;
       if (!change?.data) continue;
       const key = `${change.realmId}/${change.entity}/${change.id}`;
       histories.set(key, [...(histories.get(key) ?? []), Number(change.data.SyncToken)]);
     }
     return histories;
+  };
+
+  /**
+   * What an app following QBO_CHANGES from the start ends with, in the shape of `copy`: each
+   * change replaces the entity, each removal deletes it.
+   */
+  const feedCopy = async (): Promise<Record<string, Record<string, string>>> => {
+    const info = await reader.jsm.streams.info(Streams.changes.name);
+    const state = new Map<string, string>();
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const msg = await reader.jsm.streams.getMessage(Streams.changes.name, { seq });
+      if (!msg) continue;
+      const change = AppliedChange.parse(msg.json());
+      const key = `${change.realmId}/${change.entity}/${change.id}`;
+      if (change.version) state.set(key, change.version.syncToken);
+      else state.delete(key);
+    }
+    const result: Record<string, Record<string, string>> = {};
+    for (const [key, syncToken] of state) {
+      const [realmId = "", entity = "", id = ""] = key.split("/");
+      result[realmId] = { ...result[realmId], [`${entity}/${id}`]: syncToken };
+    }
+    return result;
   };
 
   /** An ingress outage: QuickBooks' deliveries fail (connection refused) until `restoreIngress`. */
@@ -211,6 +255,7 @@ export async function startPipeline(
     traffic,
     steppedTraffic,
     changeHistories,
+    feedCopy,
     processorConfig,
     processorEnv,
     close,
