@@ -11,7 +11,13 @@ import {
   Subjects,
 } from "@qbo-webhooks/contracts";
 import type { EntityVersions } from "@qbo-webhooks/entity-store";
-import { backoffMs, type JsMsg, type NatsClient, publishDurable } from "@qbo-webhooks/messaging";
+import {
+  backoffMs,
+  type JsMsg,
+  type NatsClient,
+  publishDurable,
+  deadLetter as storeDeadLetter,
+} from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import type { OrderingMetrics } from "./ordering-metrics.js";
 
@@ -96,23 +102,32 @@ async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
 async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): Promise<void> {
   const attempt = msg.info.deliveryCount;
   if (attempt >= deps.maxAttempts) {
-    await deadLetter(deps, msg, `failed ${attempt} times: ${err instanceof Error ? err.message : String(err)}`);
+    await deadLetter(
+      deps,
+      msg,
+      `failed ${attempt} times: ${err instanceof Error ? err.message : String(err)}`,
+      attempt,
+    );
     return;
   }
   deps.logger.warn({ err, seq: msg.seq, attempt }, "ordering a notification failed; it will be retried");
   msg.nak(backoffMs(attempt - 1, 1000, 30_000));
 }
 
-/** Moves a notification to `qbo.dlq.ordering` with the reason, then removes it from the work. */
-async function deadLetter(deps: OrderingDeps, msg: JsMsg, reason: string): Promise<void> {
+/**
+ * Moves a notification to `qbo.dlq.ordering` with the reason, keeping what a replay needs (its
+ * payload form: CDC findings are not notifications), then removes it from the work.
+ */
+async function deadLetter(deps: OrderingDeps, msg: JsMsg, why: string, attempts?: number): Promise<void> {
   const notificationId = msg.headers?.get(Headers.msgId) || `seq-${msg.seq}`;
-  await publishDurable(deps.client, Subjects.dlq("ordering"), msg.data, {
+  const reason = await storeDeadLetter(deps.client, msg.data, {
+    stage: "ordering",
+    reason: why,
     msgId: `ordering-${notificationId}`,
-    timeoutMs: PUBLISH_TIMEOUT_MS,
+    ...(attempts === undefined ? {} : { attempts }),
     headers: {
-      [Headers.dlqStage]: "ordering",
-      [Headers.dlqReason]: reason.replace(/[\r\n]+/g, " ").slice(0, 1024),
       [Headers.receivedAt]: msg.headers?.get(Headers.receivedAt) ?? "",
+      [Headers.payloadForm]: msg.headers?.get(Headers.payloadForm) ?? "",
     },
   });
   deps.logger.error({ seq: msg.seq, notificationId, reason }, "notification dead-lettered");

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { StoredMsg } from "@nats-io/jetstream";
-import { ChangeEvent, Consumers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { ChangeEvent, Consumers, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { ensureStream, NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
@@ -198,6 +198,20 @@ describe("ordering service", () => {
     expect(dead?.string()).toBe('{"events":["a future format"]}');
     expect(dead?.header.get("Qbo-Dlq-Reason")).toMatch(/not a notification/);
     expect(await eventsOf(realm)).toHaveLength(1);
+  });
+
+  it("ordering - CDC findings it cannot read are dead-lettered with their payload form, so a replay reads them as findings again", async () => {
+    const body = JSON.stringify({ realmId: realm, events: [] });
+    await publishDurable(client, Subjects.webhooks, new TextEncoder().encode(body), {
+      msgId: `cdc-${realm}`,
+      timeoutMs: 2000,
+      headers: { [Headers.payloadForm]: "cdc" },
+    });
+    await drained();
+    const dead = await client.jsm.streams.getMessage(Streams.dlq.name, { last_by_subj: Subjects.dlq("ordering") });
+    expect(dead?.string()).toBe(body);
+    expect(dead?.header.get(Headers.dlqReason)).toMatch(/not CDC findings/);
+    expect(dead?.header.get(Headers.payloadForm)).toBe("cdc");
   });
 
   // Replicas may race (both judge an event newer before either records it), so the stream can hold an
