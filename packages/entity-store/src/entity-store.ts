@@ -72,7 +72,10 @@ export class EntityStore {
     return parseEntity(await this.entities.get(kvKey(realmId, entity, id)));
   }
 
-  /** The ids of every entity our copy holds for the realm, by entity type (one listing of the bucket). */
+  /**
+   * The ids of every entity our copy holds for the realm, by entity type: one listing of the
+   * bucket (a consumer for its duration), only for a full resync.
+   */
   async idsByType(realmId: string): Promise<Map<string, Set<string>>> {
     const byType = new Map<string, Set<string>>();
     const prefix = `${kvKey(realmId)}.`;
@@ -81,17 +84,6 @@ export class EntityStore {
       byType.set(entity, (byType.get(entity) ?? new Set()).add(unescapeKeyPart(id)));
     }
     return byType;
-  }
-
-  /** The realm's watermark per entity type: the newest event time processed. */
-  async watermarks(realmId: string): Promise<Map<string, number>> {
-    const marks = new Map<string, number>();
-    const prefix = `${kvKey(realmId)}.`;
-    for await (const key of await this.watermarksKv.keys(`${prefix}*`)) {
-      const entry = await this.watermarksKv.get(key);
-      if (entry?.operation === "PUT") marks.set(unescapeKeyPart(key.slice(prefix.length)), Date.parse(entry.string()));
-    }
-    return marks;
   }
 
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
