@@ -25,26 +25,19 @@ export class EntityStore {
    * it announced it. When another writer changed the copy meanwhile, it judges again.
    */
   async applyIfNewer(realmId: string, entity: string, data: StoredEntity, announce: Announce): Promise<boolean> {
-    let announced = false;
-    await this.#write(kvKey(realmId, entity, data.Id), async (stored) => {
-      if (stored && !isNewerVersion(data, stored)) return undefined;
-      if (!announced) await announce();
-      announced = true;
-      return JSON.stringify(data);
-    });
-    return announced;
+    return this.#announceThenStore(
+      kvKey(realmId, entity, data.Id),
+      data,
+      announce,
+      (stored) => !isNewerVersion(data, stored),
+    );
   }
 
   /** Announces and stores `data` whatever the stored copy says (a repair), unless the copy already equals it. */
   async replace(realmId: string, entity: string, data: StoredEntity, announce: Announce): Promise<boolean> {
-    let announced = false;
-    await this.#write(kvKey(realmId, entity, data.Id), async (stored) => {
-      if (stored && isDeepStrictEqual(stored, data)) return undefined;
-      if (!announced) await announce();
-      announced = true;
-      return JSON.stringify(data);
-    });
-    return announced;
+    return this.#announceThenStore(kvKey(realmId, entity, data.Id), data, announce, (stored) =>
+      isDeepStrictEqual(stored, data),
+    );
   }
 
   /**
@@ -93,20 +86,25 @@ export class EntityStore {
     );
   }
 
-  /** `updateWithCas` for entities, with an asynchronous decision (the announcement happens inside it). */
-  async #write(key: string, next: (stored: StoredEntity | undefined) => Promise<string | undefined>): Promise<void> {
-    for (;;) {
-      const entry = await this.entities.get(key);
-      const value = await next(parseEntity(entry));
-      if (value === undefined) return;
-      try {
-        if (entry) await this.entities.update(key, value, entry.revision);
-        else await this.entities.create(key, value);
-        return;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
-    }
+  /**
+   * Announces `data`, then stores it by compare-and-set, unless the stored copy makes it
+   * `unneeded`; a conflicting writer makes it judge again (announcing once). Answers whether it announced.
+   */
+  async #announceThenStore(
+    key: string,
+    data: StoredEntity,
+    announce: Announce,
+    unneeded: (stored: StoredEntity) => boolean,
+  ): Promise<boolean> {
+    let announced = false;
+    await updateWithCas(this.entities, key, async (entry) => {
+      const stored = parseEntity(entry ?? null);
+      if (stored && unneeded(stored)) return undefined;
+      if (!announced) await announce();
+      announced = true;
+      return JSON.stringify(data);
+    });
+    return announced;
   }
 }
 

@@ -4,17 +4,18 @@ import { isRevisionConflict } from "./kv-bucket.js";
 /**
  * The one compare-and-set loop: reads `key`, asks `next` for its new value given what is stored
  * (a live entry, or undefined when missing or deleted), and writes it only if nobody wrote the key
- * meanwhile; when someone did, reads again and asks again. `next` answering undefined leaves the
+ * meanwhile; when someone did, reads again and asks again (`next` may do work first, such as
+ * publishing what the write will record). `next` answering undefined leaves the
  * key as it is. Answers the new revision, or undefined when nothing was written.
  */
 export async function updateWithCas(
   kv: KV,
   key: string,
-  next: (current: KvEntry | undefined) => string | undefined,
+  next: (current: KvEntry | undefined) => string | undefined | Promise<string | undefined>,
 ): Promise<number | undefined> {
   for (;;) {
     const entry = await kv.get(key);
-    const value = next(entry?.operation === "PUT" ? entry : undefined);
+    const value = await next(entry?.operation === "PUT" ? entry : undefined);
     if (value === undefined) return undefined;
     try {
       return entry ? await kv.update(key, value, entry.revision) : await kv.create(key, value);
