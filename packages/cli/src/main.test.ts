@@ -42,7 +42,12 @@ describe("qbo-webhooks dlq", () => {
     client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
     for (const spec of [Streams.webhooks, Streams.deliveries, Streams.dlq])
       await ensureStream(client.jsm, spec, { replicas: 1 });
-    await ensureStream(client.jsm, Streams.events, { replicas: 1 }, { [PARTITIONS_METADATA]: String(PARTITIONS) });
+    await ensureStream(
+      client.jsm,
+      Streams.events,
+      { replicas: 1 },
+      { pins: { [PARTITIONS_METADATA]: String(PARTITIONS) } },
+    );
     const letter = (stage: DlqStage, body: string, reason: string, headers: Record<string, string> = {}) =>
       publishDurable(client, Subjects.dlq(stage), new TextEncoder().encode(body), {
         msgId: `${stage}-${body.length}`,

@@ -21,5 +21,5 @@ export { parseQboTimestamp, QboTimestamp } from "./qbo-timestamp.js";
 export { RealmRecord, RealmStatus } from "./realm-record.js";
 export type { PayloadForm, Recognition } from "./recognize-notification.js";
 export { recognizeNotification } from "./recognize-notification.js";
-export type { DlqStage, StreamSpec } from "./streams.js";
-export { Buckets, Consumers, PARTITIONS_METADATA, Streams, Subjects } from "./streams.js";
+export type { BucketName, DlqStage, StreamRetention, StreamSpec } from "./streams.js";
+export { BucketLimits, Buckets, Consumers, PARTITIONS_METADATA, Streams, Subjects } from "./streams.js";

@@ -17,20 +17,34 @@ export const Subjects = {
   dlq: (stage: DlqStage) => `qbo.dlq.${stage}`,
 } as const;
 
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * How a stream keeps messages:
+ * - `work`: until its consumer acknowledges them, never by age; when `maxBytes` is full, new
+ *   messages are refused (the publisher sees an error), so unprocessed work is never dropped silently.
+ * - `history`: for `maxAgeMs`, and the oldest go first when `maxBytes` is full.
+ * - `queue`: until removed by the service (delivered changes); full refuses new messages.
+ */
+export type StreamRetention = "work" | "history" | "queue";
+
 /** What a stream must be, independent of the NATS client; `packages/messaging` turns it into a stream config. */
 export interface StreamSpec {
   readonly name: string;
   readonly description: string;
   readonly subjects: readonly string[];
-  /** 0 keeps messages until removed by hand. */
+  readonly retention: StreamRetention;
+  /** 0 keeps messages until removed by their consumer or by hand. */
   readonly maxAgeMs: number;
+  /** The stream's share of the JetStream store (file storage, per replica). */
+  readonly maxBytes: number;
   /** JetStream stores a message whose `Nats-Msg-Id` it saw within this window only once. */
   readonly duplicateWindowMs: number;
 }
-
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
 
 /**
  * QBO_EVENTS metadata: how many partitions realms are routed to. Ordering and every processor
@@ -60,6 +74,40 @@ export const Buckets = {
   deliveryCursors: "qbo-delivery-cursors",
 } as const;
 
+export type BucketName = (typeof Buckets)[keyof typeof Buckets];
+
+/** A bucket's limits; -1 is none. A full bucket refuses writes (KV discards nothing to make room). */
+export interface BucketLimits {
+  readonly maxBytes: number;
+  readonly maxValueSize: number;
+}
+
+/** Small per-realm records: 10,000 realms use a few MiB of each. */
+const PER_REALM: BucketLimits = { maxBytes: 64 * MiB, maxValueSize: 64 * 1024 };
+
+/**
+ * Limits per bucket. The copy and its versions grow with the companies' data (about 2 KB and 150
+ * bytes per entity), so they have no byte limit of their own: size the JetStream volume for them
+ * (README, "Storage"); their values are bounded by the server's `max_payload`.
+ */
+export const BucketLimits: Record<BucketName, BucketLimits> = {
+  [Buckets.entityVersions]: { maxBytes: -1, maxValueSize: -1 },
+  [Buckets.entities]: { maxBytes: -1, maxValueSize: -1 },
+  [Buckets.watermarks]: PER_REALM,
+  [Buckets.leases]: PER_REALM,
+  [Buckets.tokens]: PER_REALM,
+  [Buckets.realms]: PER_REALM,
+  [Buckets.rateLimits]: PER_REALM,
+  [Buckets.deliveryCursors]: PER_REALM,
+};
+
+/**
+ * Sized for 10,000 realms at 10,000 notifications a minute, within a 10 GiB JetStream volume (the
+ * NATS Helm chart's default) with room left for the KV buckets: 1 GiB of notifications (about 1 KB
+ * each) is over an hour and a half of backlog, as is 1 GiB of change events; the feed keeps 30 days
+ * or 4 GiB, whichever ends first; 1.5 GiB of undelivered changes is over an hour of the app being
+ * down at that rate. The README's "Storage" section lists these limits.
+ */
 export const Streams = {
   /**
    * Raw notifications as received. The duplicate window covers QuickBooks redelivering a
@@ -71,7 +119,9 @@ export const Streams = {
     name: "QBO_WEBHOOKS",
     description: "QuickBooks webhook notifications, raw bodies as received",
     subjects: [Subjects.webhooks],
-    maxAgeMs: 7 * DAY,
+    retention: "work",
+    maxBytes: 1 * GiB,
+    maxAgeMs: 0,
     duplicateWindowMs: 3 * HOUR,
   },
   /** Change events, deduplicated per change within the window (a redelivered notification republishes). */
@@ -79,7 +129,9 @@ export const Streams = {
     name: "QBO_EVENTS",
     description: "Change events per realm, routed to partitions: qbo.events.<partition>.<realmId>",
     subjects: ["qbo.events.>"],
-    maxAgeMs: 7 * DAY,
+    retention: "work",
+    maxBytes: 1 * GiB,
+    maxAgeMs: 0,
     duplicateWindowMs: 3 * HOUR,
   },
   /** Applied changes: the feed apps consume. */
@@ -87,6 +139,8 @@ export const Streams = {
     name: "QBO_CHANGES",
     description: "Applied changes with the entity's new state: qbo.changes.<realmId>.<Entity>",
     subjects: ["qbo.changes.>"],
+    retention: "history",
+    maxBytes: 4 * GiB,
     maxAgeMs: 30 * DAY,
     duplicateWindowMs: 3 * HOUR,
   },
@@ -99,14 +153,21 @@ export const Streams = {
     name: "QBO_DELIVERIES",
     description: "Applied changes queued for HTTP delivery, per realm: qbo.deliveries.<partition>.<realmId>",
     subjects: ["qbo.deliveries.>"],
+    retention: "queue",
+    maxBytes: 1536 * MiB,
     maxAgeMs: 0,
     duplicateWindowMs: 3 * HOUR,
   },
-  /** Dead letters and quarantined notifications stay until an operator replays or purges them. */
+  /**
+   * Dead letters and quarantined notifications stay until an operator replays or purges them; when
+   * full, a stage cannot dead-letter and keeps the message unacknowledged instead (nothing dropped).
+   */
   dlq: {
     name: "QBO_DLQ",
     description: "Dead letters and quarantined notifications, with the reason in a header",
     subjects: ["qbo.dlq.>"],
+    retention: "queue",
+    maxBytes: 512 * MiB,
     maxAgeMs: 0,
     duplicateWindowMs: 3 * HOUR,
   },

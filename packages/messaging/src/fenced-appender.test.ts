@@ -12,7 +12,9 @@ const spec: StreamSpec = {
   name: "TEST_FENCE",
   description: "fenced-appender tests",
   subjects: ["fence.>"],
+  retention: "history",
   maxAgeMs: 0,
+  maxBytes: 64 * 1024 * 1024,
   duplicateWindowMs: 60_000,
 };
 const encoder = new TextEncoder();

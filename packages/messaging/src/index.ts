@@ -14,4 +14,4 @@ export { updateWithCas } from "./kv-update.js";
 export type { NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";
-export { PublishError, publishDurable } from "./publish-durable.js";
+export { isStorageUnavailable, PublishError, publishDurable } from "./publish-durable.js";

@@ -1,21 +1,33 @@
 import { StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import { BucketLimits, type BucketName } from "@qbo-webhooks/contracts";
 import type { NatsClient } from "./nats-client.js";
 import { isWrongLastSequence } from "./publish-durable.js";
 
 export type { KV, KvEntry } from "@nats-io/kv";
 
-/** Opens a file-backed bucket, creating it if missing. */
-export function openBucket(
-  client: NatsClient,
-  name: string,
-  options: { replicas: number; history?: number },
-): Promise<KV> {
-  return new Kvm(client.js).create(name, {
+/**
+ * Opens a file-backed bucket with its limits (`BucketLimits`), creating it if missing, and applies
+ * the limits to a bucket an older version created without them.
+ */
+export async function openBucket(client: NatsClient, name: BucketName, options: { replicas: number }): Promise<KV> {
+  const limits = BucketLimits[name];
+  const kv = await new Kvm(client.js).create(name, {
     replicas: options.replicas,
-    history: options.history ?? 1,
+    history: 1,
     storage: StorageType.File,
+    max_bytes: limits.maxBytes,
+    maxValueSize: limits.maxValueSize,
   });
+  const stream = `KV_${name}`;
+  const { config } = await client.jsm.streams.info(stream);
+  if (config.max_bytes !== limits.maxBytes || config.max_msg_size !== limits.maxValueSize)
+    await client.jsm.streams.update(stream, {
+      ...config,
+      max_bytes: limits.maxBytes,
+      max_msg_size: limits.maxValueSize,
+    });
+  return kv;
 }
 
 /** Whether a compare-and-set write lost to another writer (the key's revision moved on). */

@@ -12,7 +12,9 @@ const spec: StreamSpec = {
   name: "TEST_DURABLE",
   description: "publish-durable tests",
   subjects: ["test.durable"],
+  retention: "history",
   maxAgeMs: 60_000,
+  maxBytes: 64 * 1024 * 1024,
   duplicateWindowMs: 60_000,
 };
 const payload = (text: string) => new TextEncoder().encode(text);
@@ -64,6 +66,30 @@ describe("publish-durable", () => {
       (err: unknown) => err,
     );
     expect((error as PublishError).code).toBe("PUBLISH_REJECTED");
+  });
+
+  it("publish-durable - fails as STREAM_FULL when a work stream reached its byte limit, and keeps what it holds", async () => {
+    const small: StreamSpec = {
+      ...spec,
+      name: "TEST_FULL",
+      subjects: ["test.full"],
+      retention: "work",
+      maxBytes: 4096,
+    };
+    await ensureStream(client.jsm, small, { replicas: 1 });
+    let error: unknown;
+    let stored = 0;
+    for (let i = 0; i < 100 && !error; i++) {
+      await publishDurable(client, "test.full", new Uint8Array(200), { msgId: `full-${i}`, timeoutMs: 2000 }).then(
+        () => stored++,
+        (err: unknown) => (error = err),
+      );
+    }
+    expect((error as PublishError).code).toBe("STREAM_FULL");
+    const info = await client.jsm.streams.info("TEST_FULL");
+    // Nothing older made room: every acknowledged message is still there.
+    expect(info.state.messages).toBe(stored);
+    expect(info.state.first_seq).toBe(1);
   });
 
   it("publish-durable - fails within its deadline while the server is down, and works after restart", async () => {

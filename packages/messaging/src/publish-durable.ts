@@ -11,6 +11,11 @@ export type PublishErrorCode =
   /** The server refused the message (too large, stream sealed, ...): retrying will not help. */
   | "PUBLISH_REJECTED"
   /**
+   * The stream is at its size limit and refuses new messages (it never drops unprocessed ones to
+   * make room): nothing was stored; retry once its consumers have caught up.
+   */
+  | "STREAM_FULL"
+  /**
    * A fenced append found that someone else appended to the subject since this writer last did,
    * and this writer may no longer write (its lease lapsed): nothing was stored.
    */
@@ -48,7 +53,7 @@ export interface Stored {
  * Publishes to JetStream and resolves only once the stream has acknowledged storing the message,
  * with the current trace context in its headers.
  *
- * @throws {PublishError} PUBLISH_TIMEOUT, NATS_UNAVAILABLE or PUBLISH_REJECTED, as documented on each code.
+ * @throws {PublishError} with one of the codes above, as documented on each.
  */
 export async function publishDurable(
   client: NatsClient,
@@ -89,6 +94,9 @@ function toPublishError(err: unknown, timeoutMs: number): PublishError {
   ) {
     return new PublishError("NATS_UNAVAILABLE", `NATS unavailable: ${(err as Error).message}`, { cause: err });
   }
+  if (isStreamFull(err)) {
+    return new PublishError("STREAM_FULL", `the stream is full: ${(err as Error).message}`, { cause: err });
+  }
   if (isWrongLastSequence(err)) {
     return new PublishError("PUBLISH_FENCED", `the subject moved on: ${(err as Error).message}`, { cause: err });
   }
@@ -96,6 +104,27 @@ function toPublishError(err: unknown, timeoutMs: number): PublishError {
     return new PublishError("PUBLISH_REJECTED", `JetStream refused the message: ${err.message}`, { cause: err });
   }
   return new PublishError("NATS_UNAVAILABLE", `publish failed: ${String(err)}`, { cause: err });
+}
+
+/**
+ * Whether the store, not the message, is at fault (NATS unreachable, no PubAck, the stream full):
+ * the same message will be stored later, so it must wait, not count towards dead-lettering.
+ */
+export function isStorageUnavailable(err: unknown): boolean {
+  return (
+    err instanceof PublishError &&
+    (err.code === "NATS_UNAVAILABLE" || err.code === "PUBLISH_TIMEOUT" || err.code === "STREAM_FULL")
+  );
+}
+
+// JSStreamStoreFailedF: the store refused the write; its description says why.
+const STREAM_STORE_FAILED = 10077;
+
+/** Whether JetStream refused a write because the stream reached its byte or message limit (discard new). */
+function isStreamFull(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError && err.code === STREAM_STORE_FAILED && /maximum (bytes|messages)/.test(err.message)
+  );
 }
 
 /** Whether JetStream refused a write because the expected last sequence did not match. */

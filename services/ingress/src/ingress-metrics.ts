@@ -13,6 +13,7 @@ export type WebhookReason =
   | "nats_unavailable"
   | "publish_timeout"
   | "publish_rejected"
+  | "stream_full"
   | "shutting_down"
   | "internal_error"
   /** The client hung up before it got an answer. */

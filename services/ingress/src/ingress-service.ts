@@ -55,8 +55,8 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
 
   const declareStreams = async (client: NatsClient) => {
     const placement = { replicas: config.streamReplicas };
-    await ensureStream(client.jsm, Streams.webhooks, placement);
-    await ensureStream(client.jsm, Streams.dlq, placement);
+    await ensureStream(client.jsm, Streams.webhooks, placement, { logger });
+    await ensureStream(client.jsm, Streams.dlq, placement, { logger });
   };
 
   const ready = (async () => {

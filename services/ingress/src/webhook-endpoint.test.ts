@@ -248,6 +248,30 @@ describe("ingress webhook endpoint", () => {
   });
 
   // Last: it kills the server.
+  it("webhook - answers 503 stream_full when QBO_WEBHOOKS is at its byte limit, and keeps every notification it acknowledged", async () => {
+    const { config } = await reader.jsm.streams.info(Streams.webhooks.name);
+    // A small limit stands in for a backlog of 1 GiB: the same refusal, reached in a few posts.
+    await reader.jsm.streams.update(Streams.webhooks.name, { ...config, max_bytes: 8 * 1024 });
+    try {
+      const accepted: string[] = [];
+      let refused: Response | undefined;
+      for (let i = 0; i < 100 && !refused; i++) {
+        const body = sampleCloudEventBody(3);
+        const response = await post(body);
+        if (response.status === 200) accepted.push(body);
+        else refused = response;
+      }
+      expect(refused?.status).toBe(503);
+      expect(accepted.length).toBeGreaterThan(0);
+      const stored = (await messages(Streams.webhooks.name)).map((msg) => Buffer.from(msg.data).toString());
+      expect(stored).toEqual(accepted);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/qbo_webhook_requests_total\{code="503",reason="stream_full"[^}]*\} 1/);
+    } finally {
+      await reader.jsm.streams.update(Streams.webhooks.name, config);
+    }
+  });
+
   it("webhook - answers 503 within 3 s while NATS is down, and 200 again once it is back, without a restart", async () => {
     await server.kill();
     const started = performance.now();

@@ -113,6 +113,7 @@ const PUBLISH_FAILURE_REASONS = {
   NATS_UNAVAILABLE: "nats_unavailable",
   PUBLISH_TIMEOUT: "publish_timeout",
   PUBLISH_REJECTED: "publish_rejected",
+  STREAM_FULL: "stream_full",
   // The ingress never appends fenced; listed so every code has its answer.
   PUBLISH_FENCED: "publish_rejected",
 } as const satisfies Record<PublishError["code"], WebhookReason>;

@@ -13,6 +13,7 @@ import {
 import type { EntityVersions } from "@qbo-webhooks/entity-store";
 import {
   backoffMs,
+  isStorageUnavailable,
   type JsMsg,
   type NatsClient,
   publishDurable,
@@ -101,6 +102,12 @@ async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
 
 async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): Promise<void> {
   const attempt = msg.info.deliveryCount;
+  if (isStorageUnavailable(err)) {
+    // NATS down or QBO_EVENTS full is not this notification's fault: it waits however long that lasts.
+    deps.logger.warn({ err, seq: msg.seq, attempt }, "cannot store change events yet; the notification waits");
+    msg.nak(backoffMs(Math.min(attempt, 5), 1000, 30_000));
+    return;
+  }
   if (attempt >= deps.maxAttempts) {
     await deadLetter(
       deps,

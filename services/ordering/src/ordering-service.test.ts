@@ -217,6 +217,26 @@ describe("ordering service", () => {
   // Replicas may race (both judge an event newer before either records it), so the stream can hold an
   // older event after a newer one; the processor applies only what is newer. What must hold: the
   // newest change gets through, and no change is published twice.
+  it("ordering - while QBO_EVENTS is full, a notification waits (never dead-lettered) and passes once there is room", async () => {
+    const { config: full } = await client.jsm.streams.info(Streams.events.name);
+    const dlqBefore = (await client.jsm.streams.info(Streams.dlq.name)).state.messages;
+    // Full as a stalled partition would leave it: the limit at what the stream holds already.
+    const held = Math.max(1, (await client.jsm.streams.info(Streams.events.name)).state.bytes);
+    await client.jsm.streams.update(Streams.events.name, { ...full, max_bytes: held });
+    try {
+      await store([cloudEvent(realm, "1", "2026-11-03T10:00:00Z")]);
+      // Longer than maxAttempts (2) retries would take if the wait counted as failures.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      expect(await eventsOf(realm)).toEqual([]);
+      expect((await client.jsm.streams.info(Streams.dlq.name)).state.messages).toBe(dlqBefore);
+    } finally {
+      await client.jsm.streams.update(Streams.events.name, full);
+    }
+    await expect.poll(async () => (await eventsOf(realm)).length, { timeout: 40_000 }).toBe(1);
+    await drained();
+    expect((await client.jsm.streams.info(Streams.dlq.name)).state.messages).toBe(dlqBefore);
+  });
+
   it("ordering - two replicas share the work: the newest change gets through, none twice", async () => {
     const second = await startOrdering(config(nats.url), logger);
     try {

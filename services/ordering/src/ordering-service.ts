@@ -30,8 +30,11 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
-    for (const spec of [Streams.webhooks, Streams.dlq]) await ensureStream(client.jsm, spec, placement);
-    await ensureStream(client.jsm, Streams.events, placement, { [PARTITIONS_METADATA]: String(config.partitions) });
+    for (const spec of [Streams.webhooks, Streams.dlq]) await ensureStream(client.jsm, spec, placement, { logger });
+    await ensureStream(client.jsm, Streams.events, placement, {
+      pins: { [PARTITIONS_METADATA]: String(config.partitions) },
+      logger,
+    });
   };
   await declare();
   client.onReconnect(declare);

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
+import { type BucketName, Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
@@ -47,13 +47,16 @@ export async function startProcessor(
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
-    await ensureStream(client.jsm, Streams.events, placement, { [PARTITIONS_METADATA]: String(config.partitions) });
+    await ensureStream(client.jsm, Streams.events, placement, {
+      pins: { [PARTITIONS_METADATA]: String(config.partitions) },
+      logger,
+    });
     for (const spec of [Streams.changes, Streams.deliveries, Streams.dlq])
-      await ensureStream(client.jsm, spec, placement);
+      await ensureStream(client.jsm, spec, placement, { logger });
   };
   await declare();
   client.onReconnect(declare);
-  const bucket = (name: string) => openBucket(client, name, placement);
+  const bucket = (name: BucketName) => openBucket(client, name, placement);
   const { quickbooks } = connectQuickBooks(
     config,
     { tokens: await bucket(Buckets.tokens), rateLimits: await bucket(Buckets.rateLimits) },

@@ -1,4 +1,3 @@
-import { DeliverPolicy } from "@nats-io/jetstream";
 import { ChangeEvent, type RealmRecord, Streams } from "@qbo-webhooks/contracts";
 import type { RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
@@ -225,16 +224,15 @@ export class ControlLoops {
     );
   }
 
-  /** Follows new webhook events on QBO_EVENTS (an ordered consumer: nothing durable). */
+  /**
+   * Follows new webhook events as they are published to QBO_EVENTS, with a plain NATS subscription:
+   * a work-queue stream admits only its processors' consumers, and this needs no replay.
+   */
   async #watchWebhooks(): Promise<{ stop(): void }> {
-    const consumer = await this.deps.client.js.consumers.get(Streams.events.name, {
-      filter_subjects: ["qbo.events.>"],
-      deliver_policy: DeliverPolicy.New,
-    });
-    const messages = await consumer.consume();
+    const subscription = this.deps.client.nc.subscribe("qbo.events.>");
     void (async () => {
-      for await (const msg of messages) {
-        const event = ChangeEvent.safeParse(msg.json());
+      for await (const msg of subscription) {
+        const event = ChangeEvent.safeParse(parseJson(msg.string()));
         if (!event.success || event.data.source !== "webhook") continue;
         const { realmId } = event.data;
         const now = this.deps.now();
@@ -248,7 +246,7 @@ export class ControlLoops {
         this.#lastWebhook.set(realmId, now);
       }
     })().catch((err: unknown) => this.deps.logger.warn({ err }, "webhook watch ended"));
-    return { stop: () => void messages.stop() };
+    return { stop: () => subscription.unsubscribe() };
   }
 
   async #publishBacklog(connected: readonly RealmRecord[]): Promise<void> {
@@ -261,8 +259,26 @@ export class ControlLoops {
         );
       }
     }
-    this.deps.metrics.dlqMessages.set((await jsm.streams.info(Streams.dlq.name)).state.messages);
+    for (const spec of Object.values(Streams)) {
+      const { config, state } = await jsm.streams.info(spec.name);
+      if (spec.name === Streams.dlq.name) this.deps.metrics.dlqMessages.set(state.messages);
+      if (config.max_bytes > 0) this.deps.metrics.streamFill.set({ stream: spec.name }, state.bytes / config.max_bytes);
+      // A work stream holds only unprocessed messages, so its first is the oldest waiting.
+      if (spec.retention === "work") {
+        // Server time against wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
+        const age = state.messages > 0 ? (Date.now() - Date.parse(state.first_ts)) / 1000 : 0;
+        this.deps.metrics.oldestUnprocessed.set({ stream: spec.name }, Math.max(0, age));
+      }
+    }
     const verified = connected.map((r) => r.verifiedUntil ?? r.connectedAt);
     this.deps.metrics.cdcLag.set(verified.length ? Math.max(0, (this.deps.now() - Math.min(...verified)) / 1000) : 0);
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }

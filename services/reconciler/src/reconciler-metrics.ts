@@ -7,6 +7,8 @@ export interface ReconcilerMetrics {
   readonly cdcLag: Gauge;
   readonly consumerPending: Gauge<"stream" | "consumer">;
   readonly dlqMessages: Gauge;
+  readonly streamFill: Gauge<"stream">;
+  readonly oldestUnprocessed: Gauge<"stream">;
   readonly realms: Gauge<"status">;
   readonly tokenRefreshes: Counter<"result">;
   readonly leader: Gauge;
@@ -44,6 +46,18 @@ export function createReconcilerMetrics(registry: Registry): ReconcilerMetrics {
       registers,
     }),
     dlqMessages: new Gauge({ name: "qbo_dlq_messages", help: "Dead letters waiting in QBO_DLQ.", registers }),
+    streamFill: new Gauge({
+      name: "qbo_stream_fill_ratio",
+      help: "Bytes stored over the stream's byte limit; at 1 a work stream refuses new messages (the ingress answers 503).",
+      labelNames: ["stream"],
+      registers,
+    }),
+    oldestUnprocessed: new Gauge({
+      name: "qbo_stream_oldest_unprocessed_seconds",
+      help: "Age of the oldest message waiting in a work stream (QBO_WEBHOOKS, QBO_EVENTS); nothing there expires.",
+      labelNames: ["stream"],
+      registers,
+    }),
     realms: new Gauge({
       name: "qbo_realms",
       help: "Companies by status (connected, disconnected).",

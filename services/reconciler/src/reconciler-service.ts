@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { Buckets, Streams } from "@qbo-webhooks/contracts";
+import { type BucketName, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
@@ -51,11 +51,11 @@ export async function startReconciler(
   });
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
-    for (const spec of Object.values(Streams)) await ensureStream(client.jsm, spec, placement);
+    for (const spec of Object.values(Streams)) await ensureStream(client.jsm, spec, placement, { logger });
   };
   await declare();
   client.onReconnect(declare);
-  const bucket = (name: string) => openBucket(client, name, placement);
+  const bucket = (name: BucketName) => openBucket(client, name, placement);
 
   const { tokens, quickbooks, oauth } = connectQuickBooks(
     config,

@@ -222,6 +222,8 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_WEBHOOKS",consumer="ordering"[^}]*\} \d+/);
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_EVENTS",consumer="processor-p0"[^}]*\} \d+/);
     expect(text).toMatch(/qbo_dlq_messages(\{[^}]*\})? \d+/);
+    expect(text).toMatch(/qbo_stream_oldest_unprocessed_seconds\{stream="QBO_EVENTS"[^}]*\} [\d.e+-]+/);
+    expect(text).toMatch(/qbo_stream_fill_ratio\{stream="QBO_CHANGES"[^}]*\} [\d.e+-]+/);
     expect(text).toMatch(/qbo_cdc_lag_seconds(\{[^}]*\})? \d+/);
     expect(text).toMatch(/qbo_realms\{status="disconnected"[^}]*\} 1/);
     expect(text).toMatch(/qbo_cdc_runs_total\{result="succeeded"[^}]*\} [1-9]/);

@@ -12,6 +12,13 @@ export interface NatsServerOptions {
   readonly maxPayload?: number;
 }
 
+/** One node of a cluster on loopback: its name and the route ports of every node. */
+interface ClusterNode {
+  readonly name: string;
+  readonly routePort: number;
+  readonly routePorts: readonly number[];
+}
+
 /**
  * A real nats-server with JetStream for integration tests: its own loopback port and store
  * directory, and the means to stop, kill (-9) and restart it on the same port and store.
@@ -23,15 +30,37 @@ export class NatsServerProcess {
     readonly port: number,
     readonly dir: string,
     private readonly binary: string,
+    /** The server's name in its cluster (what stream info names as leader); empty when alone. */
+    readonly name: string,
   ) {}
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServerProcess> {
-    const dir = await mkdtemp(join(tmpdir(), "qbo-nats-"));
-    const port = await freePort();
-    await writeFile(join(dir, "nats-server.conf"), serverConfig(port, dir, options));
-    const server = new NatsServerProcess(port, dir, findNatsServerBinary());
+    const server = await NatsServerProcess.#prepare(options);
     await server.restart();
     return server;
+  }
+
+  static async #prepare(options: NatsServerOptions, node?: ClusterNode): Promise<NatsServerProcess> {
+    const dir = await mkdtemp(join(tmpdir(), "qbo-nats-"));
+    const port = await freePort();
+    await writeFile(join(dir, "nats-server.conf"), serverConfig(port, dir, options, node));
+    return new NatsServerProcess(port, dir, findNatsServerBinary(), node?.name ?? "");
+  }
+
+  /**
+   * `size` servers forming one JetStream cluster on loopback (streams and buckets may then have up
+   * to `size` replicas); resolves once every node accepts clients.
+   */
+  static async startCluster(size: number, options: NatsServerOptions = {}): Promise<NatsServerProcess[]> {
+    const routePorts: number[] = [];
+    for (let i = 0; i < size; i++) routePorts.push(await freePort());
+    const nodes = await Promise.all(
+      routePorts.map((routePort, i) =>
+        NatsServerProcess.#prepare(options, { name: `n${i + 1}`, routePort, routePorts }),
+      ),
+    );
+    await Promise.all(nodes.map((node) => node.restart()));
+    return nodes;
   }
 
   get url(): string {
@@ -96,11 +125,20 @@ export class NatsServerProcess {
   }
 }
 
-function serverConfig(port: number, dir: string, options: NatsServerOptions): string {
+function serverConfig(port: number, dir: string, options: NatsServerOptions, node?: ClusterNode): string {
   const sync = options.syncAlways ? "\n  sync_interval: always" : "";
+  const cluster = node
+    ? `server_name: ${node.name}
+cluster {
+  name: qbo-test
+  listen: 127.0.0.1:${node.routePort}
+  routes: [${node.routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ")}]
+}
+`
+    : "";
   return `listen: 127.0.0.1:${port}
 max_payload: ${options.maxPayload ?? 8 * 1024 * 1024}
-jetstream {
+${cluster}jetstream {
   store_dir: ${JSON.stringify(join(dir, "jetstream"))}${sync}
 }
 `;

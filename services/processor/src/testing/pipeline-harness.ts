@@ -22,20 +22,34 @@ export const PARTITIONS = 8;
  * connected companies (three by default; tokens stored as the reconciler will), the ingress and ordering.
  */
 export async function startPipeline(
-  options: { realms?: number; partitions?: number; policy?: "current" | "legacy" } = {},
+  options: {
+    realms?: number;
+    partitions?: number;
+    policy?: "current" | "legacy";
+    /** Nodes of a NATS cluster on loopback (fsync before every PubAck, 3 replicas); one plain server if unset. */
+    cluster?: number;
+  } = {},
 ) {
   const partitions = options.partitions ?? PARTITIONS;
   const key = randomBytes(32);
-  const nats = await NatsServerProcess.start();
-  const reader = await NatsClient.connect({ servers: [nats.url], name: "reader", logger });
+  const natsNodes = options.cluster
+    ? await NatsServerProcess.startCluster(options.cluster, { syncAlways: true })
+    : [await NatsServerProcess.start()];
+  const [nats] = natsNodes;
+  if (!nats) throw new Error("no nats-server");
+  const natsServers = natsNodes.map((node) => node.url);
+  const replicas = Math.min(3, natsNodes.length);
+  const reader = await NatsClient.connect({ servers: natsServers, name: "reader", logger });
+  // A cluster answers JetStream requests once it has elected its meta leader.
+  await untilAnswers(() => reader.jsm.getAccountInfo(), 30_000);
   const sandbox = await Sandbox.start({ seed: 21 });
   const ingressConfig = (httpPort: number) => ({
-    natsServers: [nats.url],
+    natsServers,
     httpPort,
     verifierTokens: [TOKEN],
     maxBodyBytes: 4 * 1024 * 1024,
     publishTimeoutMs: 2000,
-    streamReplicas: 1,
+    streamReplicas: replicas,
     shutdownDeadlineMs: 8000,
     logLevel: "silent" as const,
     exportTraces: false,
@@ -45,11 +59,11 @@ export async function startPipeline(
   const ingressPort = ingress.port;
   const ordering: OrderingService = await startOrdering(
     {
-      natsServers: [nats.url],
+      natsServers,
       httpPort: 0,
       partitions,
       maxAttempts: 5,
-      streamReplicas: 1,
+      streamReplicas: replicas,
       shutdownDeadlineMs: 8000,
       logLevel: "silent",
       exportTraces: false,
@@ -64,7 +78,7 @@ export async function startPipeline(
     endpointUrl: `http://127.0.0.1:${ingressPort}/webhooks/quickbooks`,
     policy: options.policy ?? "current",
   });
-  const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas: 1 }), new TokenCipher(key), {
+  const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas }), new TokenCipher(key), {
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
     clientId: "client",
     clientSecret: "secret",
@@ -79,7 +93,7 @@ export async function startPipeline(
       refreshExpiresAt: sandbox.clock.now() + set.x_refresh_token_expires_in * 1000,
     });
   }
-  const entities: KV = await openBucket(reader, Buckets.entities, { replicas: 1 });
+  const entities: KV = await openBucket(reader, Buckets.entities, { replicas });
 
   /** Our copy, as realm → "Entity/id" → SyncToken. */
   const copy = async (): Promise<Record<string, Record<string, string>>> => {
@@ -144,7 +158,7 @@ export async function startPipeline(
         }
       : {}),
     fetchStrategy,
-    natsServers: [nats.url],
+    natsServers,
     httpPort: 0,
     partitions,
     environment: "sandbox",
@@ -161,7 +175,7 @@ export async function startPipeline(
     retryBaseMs: 50,
     throttleWaitMs: 500,
     processorId: id,
-    streamReplicas: 1,
+    streamReplicas: replicas,
     shutdownDeadlineMs: 8000,
     logLevel: "silent",
     exportTraces: false,
@@ -172,7 +186,8 @@ export async function startPipeline(
     ...(deliveryUrl
       ? { DELIVERY_URL: deliveryUrl, DELIVERY_SECRET, DELIVERY_TIMEOUT_MS: "2000", DELIVERY_RETRY_MAX_MS: "1000" }
       : {}),
-    NATS_URL: nats.url,
+    NATS_URL: natsServers.join(","),
+    NATS_STREAM_REPLICAS: String(replicas),
     HTTP_PORT: "0",
     PARTITIONS: String(partitions),
     QBO_API_BASE_URL: sandbox.url,
@@ -236,11 +251,15 @@ export async function startPipeline(
     await ingress.close();
     await sandbox.close();
     await reader.drain();
-    await nats.dispose();
+    await Promise.all(natsNodes.map((node) => node.dispose()));
   };
 
   return {
     nats,
+    /** Every node; one unless started as a cluster. */
+    natsNodes,
+    /** The app's verifier token: what signs notifications posted to the ingress by hand. */
+    verifierToken: TOKEN,
     reader,
     sandbox,
     get ingress() {
@@ -263,3 +282,16 @@ export async function startPipeline(
 }
 
 export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
+
+async function untilAnswers(request: () => Promise<unknown>, limitMs: number): Promise<void> {
+  const deadline = performance.now() + limitMs;
+  for (;;) {
+    try {
+      await request();
+      return;
+    } catch (err) {
+      if (performance.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
