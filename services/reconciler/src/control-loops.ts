@@ -1,23 +1,20 @@
-import { ChangeEvent, type RealmRecord, Streams } from "@qbo-webhooks/contracts";
+import type { RealmRecord } from "@qbo-webhooks/contracts";
 import type { RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
-import { type KvTokenSource, QuickBooksError } from "@qbo-webhooks/quickbooks";
+import type { KvTokenSource } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
+import { publishBacklog } from "./backlog-gauges.js";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
+import { keepTokensAlive } from "./token-keeper.js";
+import { type SilenceLimits, WebhookRhythm } from "./webhook-rhythm.js";
 
 /** How long a finished run's result may take to reach the followed records before it is given up on. */
 const RESULT_WAIT_MS = 30_000;
-/** Gaps between webhooks kept per realm to judge its usual rhythm. */
-const GAPS_KEPT = 21;
-
-export interface LoopSettings {
+export interface LoopSettings extends SilenceLimits {
   readonly intervalMs: number;
   readonly tokenRefreshAheadMs: number;
-  readonly silenceMs: number;
-  /** The shortest silence that counts, however busy a realm usually is. */
-  readonly silenceMinMs: number;
   readonly dailyCdc: boolean;
   readonly cdcConcurrency: number;
 }
@@ -31,10 +28,10 @@ export interface LoopDeps extends CdcDeps {
 }
 
 /**
- * What the leader does, every `intervalMs` while it leads: refreshes tokens ahead of expiry,
- * marks realms whose refresh QuickBooks refused as disconnected, runs CDC per realm when one is
- * due (at the start of leadership, on request or reconnect, after a realm's webhooks went silent,
- * and once a day), and publishes the pipeline's backlog and dead letters as metrics.
+ * What the leader does, every `intervalMs` while it leads: keeps each realm's tokens alive
+ * (`token-keeper`), runs CDC per realm when one is due (at the start of leadership, on request or
+ * reconnect, after a realm's webhooks went silent by its own rhythm (`webhook-rhythm`), and once a
+ * day), and publishes the pipeline's backlog (`backlog-gauges`). This class holds the CDC schedule.
  */
 export class ControlLoops {
   readonly #running = new Set<string>();
@@ -48,13 +45,10 @@ export class ControlLoops {
    * `RESULT_WAIT_MS`.
    */
   readonly #lastRun = new Map<string, { startedAt: number; endedAt: number | undefined }>();
-  readonly #lastWebhook = new Map<string, number>();
-  /** Per realm, the last gaps between webhook events as this leader saw them; their median is the usual gap. */
-  readonly #gaps = new Map<string, number[]>();
   readonly #limit: ReturnType<typeof pLimit>;
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
-  #watcher: { stop(): void } | undefined;
+  #rhythm: WebhookRhythm | undefined;
   #realms: RealmFollower | undefined;
 
   constructor(
@@ -68,7 +62,7 @@ export class ControlLoops {
   async start(signal: AbortSignal): Promise<void> {
     this.#caughtUp.clear();
     this.#realms = await this.deps.registry.follow();
-    this.#watcher = await this.#watchWebhooks();
+    this.#rhythm = WebhookRhythm.follow(this.deps.client, this.deps.now, this.deps.logger);
     const loop = () => {
       if (signal.aborted) return;
       this.#tick = this.#once().catch((err: unknown) => this.deps.logger.error({ err }, "control loop failed"));
@@ -89,8 +83,8 @@ export class ControlLoops {
 
   #stopLoop(): void {
     clearTimeout(this.#timer);
-    this.#watcher?.stop();
-    this.#watcher = undefined;
+    this.#rhythm?.stop();
+    this.#rhythm = undefined;
     this.#realms?.stop();
     this.#realms = undefined;
   }
@@ -102,56 +96,18 @@ export class ControlLoops {
     this.deps.metrics.realms.set({ status: "disconnected" }, realms.length - connected.length);
     for (const { record: realm } of connected) {
       if (!this.deps.stillLeader()) return;
-      if (!(await this.#keepTokensAlive(realm))) continue;
+      if (!(await keepTokensAlive(this.deps, realm, this.settings.tokenRefreshAheadMs))) continue;
       await this.#recordWebhooks(realm);
       if (this.#awaitingResult(realm)) continue;
       const kind = this.#cdcDue(realm);
       if (kind) this.#runCdc(realm, kind);
     }
-    await this.#publishBacklog(connected.map(({ record }) => record));
-  }
-
-  /** Refreshes ahead of expiry; false when QuickBooks refused and the realm is now disconnected. */
-  async #keepTokensAlive(realm: RealmRecord): Promise<boolean> {
-    // The record keeps the expiry it last saw; tokens only ever get later, so no need to read them yet.
-    const expiresAt = realm.accessTokenExpiresAt;
-    if (expiresAt !== undefined && expiresAt - this.settings.tokenRefreshAheadMs > this.deps.now()) return true;
-    try {
-      const { tokens, refreshed } = await this.deps.tokens.refreshIfExpiring(
-        realm.realmId,
-        this.settings.tokenRefreshAheadMs,
-      );
-      if (refreshed) this.deps.metrics.tokenRefreshes.inc({ result: "refreshed" });
-      if (realm.accessTokenExpiresAt !== tokens.accessExpiresAt) {
-        await this.deps.registry.update(
-          realm.realmId,
-          (r) =>
-            r && { ...r, accessTokenExpiresAt: tokens.accessExpiresAt, refreshTokenExpiresAt: tokens.refreshExpiresAt },
-        );
-      }
-      return true;
-    } catch (err) {
-      if (err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED") {
-        this.deps.metrics.tokenRefreshes.inc({ result: "refused" });
-        this.deps.logger.error(
-          { realmId: realm.realmId, err },
-          "QuickBooks refused the realm's tokens; marked disconnected",
-        );
-        await this.deps.registry.update(
-          realm.realmId,
-          (r) =>
-            r && {
-              ...r,
-              status: "disconnected",
-              statusReason: `${err.message} (connect the company again: /connect)`,
-            },
-        );
-        return false;
-      }
-      this.deps.metrics.tokenRefreshes.inc({ result: "failed" });
-      this.deps.logger.warn({ realmId: realm.realmId, err }, "token refresh failed; will retry");
-      return true;
-    }
+    await publishBacklog(
+      this.deps.client,
+      this.deps.metrics,
+      connected.map(({ record }) => record),
+      this.deps.now(),
+    );
   }
 
   #cdcDue(realm: RealmRecord): CdcKind | undefined {
@@ -162,20 +118,10 @@ export class ControlLoops {
     if (realm.cdcRequestedAt !== undefined) return "requested";
     if (!this.#caughtUp.has(realm.realmId)) return "catch-up";
     const heardOf = Math.max(realm.lastWebhookAt ?? 0, realm.lastCdcAt ?? 0, realm.connectedAt);
-    if (now - heardOf > this.#silenceAllowed(realm.realmId)) return "catch-up";
+    if (now - heardOf > (this.#rhythm?.silenceAllowed(realm.realmId, this.settings) ?? this.settings.silenceMs))
+      return "catch-up";
     if (this.settings.dailyCdc && now >= nextDailyCdc(realm)) return "daily";
     return undefined;
-  }
-
-  /**
-   * How long a realm may stay silent before it is caught up: ten of its usual gaps between
-   * webhooks, at least `silenceMinMs`, at most `silenceMs` (also while its rhythm is unknown).
-   */
-  #silenceAllowed(realmId: string): number {
-    const gaps = [...(this.#gaps.get(realmId) ?? [])].sort((a, b) => a - b);
-    const usual = gaps[Math.floor(gaps.length / 2)];
-    if (gaps.length < 5 || usual === undefined) return this.settings.silenceMs;
-    return Math.min(this.settings.silenceMs, Math.max(this.settings.silenceMinMs, 10 * usual));
   }
 
   /** Whether the realm's record does not show its last run's result yet. */
@@ -216,69 +162,11 @@ export class ControlLoops {
 
   /** Keeps each realm's last webhook time in its record, from what this leader saw arrive. */
   async #recordWebhooks(realm: RealmRecord): Promise<void> {
-    const seen = this.#lastWebhook.get(realm.realmId);
+    const seen = this.#rhythm?.lastSeen(realm.realmId);
     if (seen === undefined || seen <= (realm.lastWebhookAt ?? 0)) return;
     await this.deps.registry.update(
       realm.realmId,
       (r) => r && { ...r, lastWebhookAt: Math.max(seen, r.lastWebhookAt ?? 0) },
     );
-  }
-
-  /**
-   * Follows new webhook events as they are published to QBO_EVENTS, with a plain NATS subscription:
-   * a work-queue stream admits only its processors' consumers, and this needs no replay.
-   */
-  async #watchWebhooks(): Promise<{ stop(): void }> {
-    const subscription = this.deps.client.nc.subscribe("qbo.events.>");
-    void (async () => {
-      for await (const msg of subscription) {
-        const event = ChangeEvent.safeParse(parseJson(msg.string()));
-        if (!event.success || event.data.source !== "webhook") continue;
-        const { realmId } = event.data;
-        const now = this.deps.now();
-        const previous = this.#lastWebhook.get(realmId);
-        if (previous !== undefined) {
-          // A median of the last gaps: one long pause does not make a busy realm look quiet.
-          const gaps = this.#gaps.get(realmId) ?? [];
-          gaps.push(Math.max(0, now - previous));
-          this.#gaps.set(realmId, gaps.slice(-GAPS_KEPT));
-        }
-        this.#lastWebhook.set(realmId, now);
-      }
-    })().catch((err: unknown) => this.deps.logger.warn({ err }, "webhook watch ended"));
-    return { stop: () => subscription.unsubscribe() };
-  }
-
-  async #publishBacklog(connected: readonly RealmRecord[]): Promise<void> {
-    const { jsm } = this.deps.client;
-    for (const stream of [Streams.webhooks, Streams.events, Streams.changes]) {
-      for await (const info of jsm.consumers.list(stream.name)) {
-        this.deps.metrics.consumerPending.set(
-          { stream: stream.name, consumer: info.name },
-          info.num_pending + info.num_ack_pending,
-        );
-      }
-    }
-    for (const spec of Object.values(Streams)) {
-      const { config, state } = await jsm.streams.info(spec.name);
-      if (spec.name === Streams.dlq.name) this.deps.metrics.dlqMessages.set(state.messages);
-      if (config.max_bytes > 0) this.deps.metrics.streamFill.set({ stream: spec.name }, state.bytes / config.max_bytes);
-      // A work stream holds only unprocessed messages, so its first is the oldest waiting.
-      if (spec.retention === "work") {
-        // Server time against wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
-        const age = state.messages > 0 ? (Date.now() - Date.parse(state.first_ts)) / 1000 : 0;
-        this.deps.metrics.oldestUnprocessed.set({ stream: spec.name }, Math.max(0, age));
-      }
-    }
-    const verified = connected.map((r) => r.verifiedUntil ?? r.connectedAt);
-    this.deps.metrics.cdcLag.set(verified.length ? Math.max(0, (this.deps.now() - Math.min(...verified)) / 1000) : 0);
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

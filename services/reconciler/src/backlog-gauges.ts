@@ -1,0 +1,38 @@
+import { type RealmRecord, Streams } from "@qbo-webhooks/contracts";
+import type { NatsClient } from "@qbo-webhooks/messaging";
+import type { ReconcilerMetrics } from "./reconciler-metrics.js";
+
+/**
+ * Sets the gauges that say whether the pipeline keeps up: each durable consumer's backlog, dead
+ * letters, each stream's fill and the age of the oldest unprocessed work, and how far behind the
+ * least recently verified realm is.
+ */
+export async function publishBacklog(
+  client: NatsClient,
+  metrics: ReconcilerMetrics,
+  connected: readonly RealmRecord[],
+  now: number,
+): Promise<void> {
+  const { jsm } = client;
+  for (const stream of [Streams.webhooks, Streams.events, Streams.changes]) {
+    for await (const info of jsm.consumers.list(stream.name)) {
+      metrics.consumerPending.set(
+        { stream: stream.name, consumer: info.name },
+        info.num_pending + info.num_ack_pending,
+      );
+    }
+  }
+  for (const spec of Object.values(Streams)) {
+    const { config, state } = await jsm.streams.info(spec.name);
+    if (spec.name === Streams.dlq.name) metrics.dlqMessages.set(state.messages);
+    if (config.max_bytes > 0) metrics.streamFill.set({ stream: spec.name }, state.bytes / config.max_bytes);
+    // A work stream holds only unprocessed messages, so its first is the oldest waiting.
+    if (spec.retention === "work") {
+      // Server time against wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
+      const age = state.messages > 0 ? (Date.now() - Date.parse(state.first_ts)) / 1000 : 0;
+      metrics.oldestUnprocessed.set({ stream: spec.name }, Math.max(0, age));
+    }
+  }
+  const verified = connected.map((r) => r.verifiedUntil ?? r.connectedAt);
+  metrics.cdcLag.set(verified.length ? Math.max(0, (now - Math.min(...verified)) / 1000) : 0);
+}
