@@ -67,6 +67,11 @@ export class NatsServerProcess {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  /** The server's process id while it runs (to read its memory, for example). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   get running(): boolean {
     return this.#child !== undefined;
   }
