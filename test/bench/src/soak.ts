@@ -1,0 +1,170 @@
+// Soak: the whole local pipeline (`scripts/start-local.mjs`: nats-server, sandbox, ingress,
+// ordering, reconciler, processors, each its own process) under steady traffic for SOAK_MINUTES.
+// Samples every service's resident memory from /proc and reports the start (after warm-up), the
+// end, the peak and the growth, against the targets: at most 150 MB each, less than 10 % growth.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { printTable, type Row, writeResults } from "./bench-report.js";
+
+const Settings = z.object({
+  SOAK_MINUTES: z.coerce.number().min(1).max(180).default(30),
+  SOAK_RATE: z.coerce.number().min(1).max(500).default(50),
+  SOAK_PROCESSORS: z.coerce.number().int().min(1).max(8).default(2),
+  SOAK_REALMS: z.coerce.number().int().min(1).max(1000).default(50),
+});
+const settings = Settings.parse(process.env);
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const SAMPLE_MS = 10_000;
+/** Memory is compared from here on: start-up and JIT warm-up are not growth. */
+const WARM_UP_MS = Math.min(3 * 60_000, (settings.SOAK_MINUTES * 60_000) / 5);
+const LIMIT_MB = 150;
+const MAX_GROWTH = 0.1;
+const INGRESS = "http://127.0.0.1:8080";
+
+interface Sample {
+  readonly atMs: number;
+  readonly rssMb: Map<string, number>;
+  readonly notifications: number;
+}
+
+const launcher = spawn(process.execPath, [join(ROOT, "scripts", "start-local.mjs")], {
+  cwd: ROOT,
+  env: {
+    ...process.env,
+    SANDBOX_TRAFFIC_RATE: String(settings.SOAK_RATE),
+    SANDBOX_REALMS: String(settings.SOAK_REALMS),
+    PROCESSORS: String(settings.SOAK_PROCESSORS),
+    LOG_LEVEL: "warn",
+  },
+  stdio: ["ignore", "pipe", "inherit"],
+});
+try {
+  await running(launcher);
+  const samples = await sample(settings.SOAK_MINUTES * 60_000);
+  await report(samples);
+} finally {
+  if (launcher.exitCode === null) {
+    launcher.kill("SIGTERM");
+    await once(launcher, "exit");
+  }
+}
+
+async function running(child: ChildProcess): Promise<void> {
+  let seen = "";
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      seen = (seen + chunk.toString()).slice(-4096);
+      if (seen.includes("qbo-webhooks is running locally")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`start-local exited (${code}) before the pipeline ran`)));
+  });
+  await Promise.race([
+    started,
+    delay(120_000).then(() => Promise.reject(new Error("the pipeline did not start within 2 minutes"))),
+  ]);
+  child.stdout?.resume();
+}
+
+async function sample(durationMs: number): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const start = Date.now();
+  while (Date.now() - start <= durationMs) {
+    const rssMb = new Map<string, number>();
+    for (const [name, pid] of await services(launcher.pid ?? 0)) rssMb.set(name, await residentMb(pid));
+    samples.push({ atMs: Date.now() - start, rssMb, notifications: await notificationsAccepted() });
+    await delay(SAMPLE_MS);
+  }
+  return samples;
+}
+
+/** The launcher's children by the service they run. */
+async function services(parent: number): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after it.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid !== parent) continue;
+    const command = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+    found.set(serviceName(command, found), Number(entry));
+  }
+  return found;
+}
+
+function serviceName(command: string[], taken: Map<string, number>): string {
+  const script = command.find((part) => part.endsWith("main.js")) ?? command[0] ?? "?";
+  const base = /(?:services|packages)\/([\w-]+)\/dist/.exec(script)?.[1] ?? script.split("/").pop() ?? "?";
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+  return name;
+}
+
+async function residentMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function notificationsAccepted(): Promise<number> {
+  const text = await fetch(`${INGRESS}/metrics`)
+    .then((r) => r.text())
+    .catch(() => "");
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("qbo_webhook_requests_total{") && line.includes('code="200"')) {
+      total += Number(line.split(" ").pop());
+    }
+  }
+  return total;
+}
+
+async function report(samples: Sample[]): Promise<void> {
+  const warm = samples.filter((s) => s.atMs >= WARM_UP_MS);
+  const first = warm.slice(0, 6);
+  const last = warm.slice(-6);
+  const names = [...new Set(samples.flatMap((s) => [...s.rssMb.keys()]))].sort();
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)] ?? 0;
+  };
+  const of = (set: Sample[], name: string) => set.map((s) => s.rssMb.get(name) ?? 0).filter((mb) => mb > 0);
+  const rows: Row[] = names.map((name) => {
+    const startMb = median(of(first, name));
+    const endMb = median(of(last, name));
+    const peakMb = Math.max(...of(warm, name));
+    const growth = startMb > 0 ? (endMb - startMb) / startMb : 0;
+    const ours = name !== "nats-server" && name !== "sandbox";
+    return {
+      process: name,
+      "start MB": startMb,
+      "end MB": endMb,
+      "peak MB": peakMb,
+      "growth %": growth * 100,
+      target: ours ? (peakMb <= LIMIT_MB && growth < MAX_GROWTH ? "met" : "MISSED") : "(not ours)",
+    };
+  });
+  const firstSample = warm[0];
+  const lastSample = warm.at(-1);
+  const rate =
+    firstSample && lastSample && lastSample.atMs > firstSample.atMs
+      ? (lastSample.notifications - firstSample.notifications) / ((lastSample.atMs - firstSample.atMs) / 1000)
+      : 0;
+  printTable(
+    `Soak: ${settings.SOAK_MINUTES} min, ${rate.toFixed(1)} notifications/s accepted, ${settings.SOAK_PROCESSORS} processors, ` +
+      `${settings.SOAK_REALMS} realms (targets: each service <= ${LIMIT_MB} MB, growth < ${MAX_GROWTH * 100} % after ${WARM_UP_MS / 60_000} min warm-up)`,
+    rows,
+  );
+  const file = await writeResults("soak", {
+    settings,
+    notificationsPerSecond: rate,
+    rows,
+    samples: samples.map((s) => ({ atMs: s.atMs, notifications: s.notifications, rssMb: Object.fromEntries(s.rssMb) })),
+  });
+  process.stdout.write(`\nwritten to ${file}\n`);
+}
