@@ -16,7 +16,7 @@ import { TokenCipher } from "./token-cipher.js";
 export function connectQuickBooks(
   settings: QuickBooksSettings,
   buckets: { readonly tokens: KV; readonly rateLimits: KV },
-  options: { logger: Logger; registry: Registry; now?: () => number; throttleWaitMs?: number },
+  options: { logger: Logger; registry: Registry; now?: () => number; throttleWaitMs?: number; queryPageSize?: number },
 ): { tokens: KvTokenSource; quickbooks: QuickBooksClient; oauth: OAuthEndpoint } {
   const oauth = { tokenUrl: settings.tokenUrl, clientId: settings.clientId, clientSecret: settings.clientSecret };
   const tokens = new KvTokenSource(buckets.tokens, new TokenCipher(settings.tokenKey), oauth, options.now);
@@ -27,6 +27,7 @@ export function connectQuickBooks(
     registry: options.registry,
     limiter: new RealmRateLimiter(DEFAULT_RATE_LIMITS, new SharedRealmBudget(buckets.rateLimits, DEFAULT_RATE_LIMITS)),
     ...(options.throttleWaitMs === undefined ? {} : { throttleWaitMs: options.throttleWaitMs }),
+    ...(options.queryPageSize === undefined ? {} : { queryPageSize: options.queryPageSize }),
   });
   return { tokens, quickbooks, oauth };
 }

@@ -31,6 +31,8 @@ export interface QuickBooksClientOptions {
   readonly throttleWaitMs?: number;
   /** Attempts per call for throttling and server errors. */
   readonly maxAttempts?: number;
+  /** Rows per page of a full listing; at most QuickBooks' MAXRESULTS limit, 1,000 (QBO.md §5), the default. */
+  readonly queryPageSize?: number;
 }
 
 /** 1-74 are no longer served (QBO.md §5). */
@@ -41,8 +43,8 @@ export const IDS_PER_QUERY = 100;
 
 export type QboObject = Record<string, unknown> & { Id: string };
 
-/** Rows per query page: QuickBooks' MAXRESULTS limit (QBO.md §5). */
-const QUERY_PAGE = 1000;
+/** QuickBooks' MAXRESULTS limit (QBO.md §5). */
+const MAX_QUERY_PAGE = 1000;
 
 /** CDC answers at most 1,000 objects across all entities (QBO.md §4). */
 export const CDC_MAX_OBJECTS = 1000;
@@ -115,15 +117,16 @@ export class QuickBooksClient {
     options: { since?: Date; signal?: AbortSignal } = {},
   ): AsyncGenerator<QboObject[]> {
     const where = options.since ? ` where MetaData.LastUpdatedTime >= '${options.since.toISOString()}'` : "";
-    for (let start = 1; ; start += QUERY_PAGE) {
+    const pageSize = Math.min(this.options.queryPageSize ?? MAX_QUERY_PAGE, MAX_QUERY_PAGE);
+    for (let start = 1; ; start += pageSize) {
       const rows = await this.query(
         realmId,
         entity,
-        `select * from ${entity}${where} orderby MetaData.LastUpdatedTime startposition ${start} maxresults ${QUERY_PAGE}`,
+        `select * from ${entity}${where} orderby MetaData.LastUpdatedTime startposition ${start} maxresults ${pageSize}`,
         options.signal,
       );
       if (rows.length > 0) yield rows;
-      if (rows.length < QUERY_PAGE) return;
+      if (rows.length < pageSize) return;
     }
   }
 

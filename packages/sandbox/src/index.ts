@@ -1,6 +1,7 @@
 export type { ApiBehaviourInput } from "./api/api-behaviour.js";
 export { ApiBehaviour } from "./api/api-behaviour.js";
 export type { TokenSet } from "./api/oauth-store.js";
+export type { QueryPage } from "./api/qbo-api-router.js";
 export { SandboxClock } from "./clock.js";
 export type { ChangeRecord, QboEntity } from "./company/company.js";
 export { Company } from "./company/company.js";

@@ -5,7 +5,7 @@ import express from "express";
 import { ApiBehaviour, type ApiBehaviourInput, RateLimiter } from "./api/api-behaviour.js";
 import { oauthRouter } from "./api/oauth-router.js";
 import { OAuthStore, type TokenSet } from "./api/oauth-store.js";
-import { type ApiEndpoint, intuitTid, qboApiRouter } from "./api/qbo-api-router.js";
+import { type ApiEndpoint, intuitTid, type QueryPage, qboApiRouter } from "./api/qbo-api-router.js";
 import { SandboxClock } from "./clock.js";
 import { type ChangeRecord, Company } from "./company/company.js";
 import { type Random, seededRandom } from "./company/entity-fields.js";
@@ -54,6 +54,7 @@ export class Sandbox {
   readonly #companies = new Map<string, Company>();
   readonly #apps = new Map<string, App>();
   readonly #limiter = new RateLimiter();
+  readonly #pageListeners = new Set<(page: QueryPage) => void>();
   #behaviour: ApiBehaviour = ApiBehaviour.parse({});
   #serverErrorCounts: (number | undefined)[] = [];
   #stats: {
@@ -166,6 +167,15 @@ export class Sandbox {
     return this.#behaviour;
   }
 
+  /**
+   * Calls `listener` after each page of query results is sent, before the next page can be asked
+   * for: a test changes the data there to race a paged listing. Returns the unsubscribe.
+   */
+  onQueryPage(listener: (page: QueryPage) => void): () => void {
+    this.#pageListeners.add(listener);
+    return () => this.#pageListeners.delete(listener);
+  }
+
   apiStats(): ApiStats {
     return structuredClone(this.#stats);
   }
@@ -228,6 +238,9 @@ export class Sandbox {
         company: (realmId) => this.#companies.get(realmId),
         now: () => this.clock.now(),
         serverError: () => this.#serverError(),
+        pageServed: (page) => {
+          for (const listener of this.#pageListeners) listener(page);
+        },
         count: (realmId, what) => {
           if (what === "throttled" || what === "serverError") {
             const table = what === "throttled" ? this.#stats.throttled : this.#stats.serverErrors;

@@ -30,6 +30,8 @@ export interface ReconcilerOptions {
   readonly now?: () => number;
   /** Where leadership is recorded, instead of the one `config.leader` names. */
   readonly lock?: LeaderLock;
+  /** Rows per page of full listings (QuickBooks' 1,000 by default); tests page small sets. */
+  readonly queryPageSize?: number;
 }
 
 /**
@@ -60,7 +62,7 @@ export async function startReconciler(
   const { tokens, quickbooks, oauth } = connectQuickBooks(
     config,
     { tokens: await bucket(Buckets.tokens), rateLimits: await bucket(Buckets.rateLimits) },
-    { logger, registry, now },
+    { logger, registry, now, ...(options.queryPageSize === undefined ? {} : { queryPageSize: options.queryPageSize }) },
   );
   const realms = new RealmRegistry(await bucket(Buckets.realms));
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));

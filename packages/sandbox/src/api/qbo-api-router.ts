@@ -33,6 +33,16 @@ export interface ApiHost {
   readonly count: (realmId: string, endpoint: ApiEndpoint | "throttled" | "serverError") => void;
   /** Whether an injected server error hits this request, and which. */
   readonly serverError: () => 500 | 502 | 503 | undefined;
+  /** A page of query results was sent (tests change data between pages through this). */
+  readonly pageServed: (page: QueryPage) => void;
+}
+
+/** Which page of which query was answered. */
+export interface QueryPage {
+  readonly realmId: string;
+  readonly entity: EntityName;
+  readonly startPosition: number;
+  readonly rows: number;
 }
 
 const MIN_MINOR_VERSION = 75;
@@ -120,6 +130,7 @@ function runQuery(host: ApiHost, realmId: string, text: string, res: Response): 
       : {},
     time,
   });
+  host.pageServed({ realmId, entity: query.entity, startPosition: query.startPosition, rows: page.length });
 }
 
 function sortEntities(entities: QboEntity[], orderBy: { field: string; descending: boolean } | undefined): QboEntity[] {
