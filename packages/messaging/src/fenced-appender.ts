@@ -9,8 +9,11 @@ export interface LastAppended {
 
 /** Reads at most this many times a subject that others keep appending to, then gives up. */
 const MAX_TRIES = 3;
-/** Bound on remembered subjects; past it the memory starts again (each subject then costs one read). */
-const MAX_REMEMBERED = 50_000;
+/**
+ * Bound on remembered subjects; past it the memory starts again (each subject then costs one read).
+ * An entry keeps the sequence and the headers only, never the payload.
+ */
+const MAX_REMEMBERED = 10_000;
 
 /**
  * Appends to subjects that one writer at a time may write (the holder of a lease), so that a
@@ -51,7 +54,7 @@ export class FencedAppender {
           ...options,
           expectLastSubjectSeq: last.seq,
         });
-        if (!stored.duplicate) this.#remember(subject, { seq: stored.seq, header: (name) => options.headers?.[name] });
+        if (!stored.duplicate) this.#remember(subject, lastOf(stored.seq, Object.entries(options.headers ?? {})));
         return stored;
       } catch (err) {
         // Whatever happened, what we knew of the subject may be out of date now.
@@ -64,7 +67,12 @@ export class FencedAppender {
   /** The subject's last message read from the stream, and remembered; sequence 0 when the subject is empty. */
   async #read(subject: string): Promise<LastAppended> {
     const msg = await this.client.jsm.streams.getMessage(this.stream, { last_by_subj: subject });
-    const last = msg ? { seq: msg.seq, header: (name: string) => msg.header.get(name) || undefined } : EMPTY;
+    const last = msg
+      ? lastOf(
+          msg.seq,
+          msg.header.keys().map((name): [string, string] => [name, msg.header.get(name)]),
+        )
+      : EMPTY;
     this.#remember(subject, last);
     return last;
   }
@@ -76,3 +84,9 @@ export class FencedAppender {
 }
 
 const EMPTY: LastAppended = { seq: 0, header: () => undefined };
+
+/** A copy of what the next append needs: held in memory for many subjects, so not the message itself. */
+function lastOf(seq: number, headers: Iterable<[string, string]>): LastAppended {
+  const values = new Map(headers);
+  return { seq, header: (name) => values.get(name) || undefined };
+}

@@ -59,7 +59,9 @@ export class TrafficGenerator {
   }
 
   start(): void {
-    const tickMs = 100;
+    // About one change per tick (between 10 and 100 ms): the sandbox environment sends webhooks in
+    // near real time, so changes made apart arrive in notifications of their own (QBO.md §3).
+    const tickMs = Math.min(100, Math.max(10, Math.round(1000 / this.#options.ratePerSecond)));
     this.#timer = setInterval(() => {
       this.#owed += (this.#options.ratePerSecond * tickMs) / 1000;
       const due = Math.floor(this.#owed);
