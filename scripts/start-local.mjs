@@ -67,9 +67,13 @@ if (!process.env.NATS_URL) {
   rmSync(join(root, ".data", "jetstream"), { recursive: true, force: true });
   run("nats", join(root, ".tools", "bin", "nats-server"), ["-c", natsConfig, "-p", String(natsPort)]);
 }
+// Everything listens on loopback only; ops ports (health, metrics, /connect) are 9090 and up.
+const local = { HTTP_HOST: "127.0.0.1", OPS_HOST: "127.0.0.1" };
 run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "main.js")], {
+  ...local,
   NATS_URL: natsUrl,
   HTTP_PORT: httpPort,
+  OPS_PORT: "9090",
   QBO_VERIFIER_TOKENS: verifierTokens,
 });
 run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "main.js")], {
@@ -84,8 +88,13 @@ mkdirSync(join(root, ".data"), { recursive: true });
 const keyFile = join(root, ".data", "token-encryption-key");
 if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
 const tokenKey = process.env.TOKEN_ENCRYPTION_KEY ?? readFileSync(keyFile, "utf8").trim();
+// The operators' token for the reconciler's /connect, also kept in .data.
+const operatorFile = join(root, ".data", "operator-token");
+if (!existsSync(operatorFile)) writeFileSync(operatorFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+const operatorToken = process.env.OPERATOR_TOKEN ?? readFileSync(operatorFile, "utf8").trim();
 const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
 const reconcilerUrl = "http://127.0.0.1:8083";
+const reconcilerOps = "http://127.0.0.1:9093";
 const quickbooksEnv = {
   QBO_ENVIRONMENT: "sandbox",
   QBO_API_BASE_URL: sandboxUrl,
@@ -94,15 +103,17 @@ const quickbooksEnv = {
   TOKEN_ENCRYPTION_KEY: tokenKey,
 };
 
-const pipelineEnv = { NATS_URL: natsUrl, PARTITIONS: partitions };
+const pipelineEnv = { ...local, NATS_URL: natsUrl, PARTITIONS: partitions };
 run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
   ...pipelineEnv,
-  HTTP_PORT: "8081",
+  OPS_PORT: "9091",
 });
 run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "main.js")], {
   ...pipelineEnv,
   ...quickbooksEnv,
   HTTP_PORT: "8083",
+  OPS_PORT: "9093",
+  OPERATOR_TOKEN: operatorToken,
   QBO_REDIRECT_URI: `${reconcilerUrl}/oauth/callback`,
   RECONCILER_ID: "local-1",
 });
@@ -111,22 +122,29 @@ for (let i = 0; i < processors; i++) {
   run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "main.js")], {
     ...pipelineEnv,
     ...quickbooksEnv,
-    // 8083 is the reconciler's.
-    HTTP_PORT: String(i === 0 ? 8082 : 8083 + i),
+    // 9093 is the reconciler's.
+    OPS_PORT: String(i === 0 ? 9092 : 9093 + i),
     PROCESSOR_ID: `local-${i + 1}`,
   });
 }
 
 /**
- * Connects every sandbox company the way a user would: the reconciler's /connect, the sandbox's
- * consent page (it approves at once), and back to the reconciler's /oauth/callback, which stores
- * the tokens and registers the realm; its leader then runs the first CDC.
+ * Connects every sandbox company the way an operator's browser would: the reconciler's /connect
+ * (ops port, operator token; it sets the flow's cookie), the sandbox's consent page (it approves at
+ * once), and back to the reconciler's /oauth/callback with the cookie, which stores the tokens and
+ * registers the realm; its leader then runs the first CDC.
  */
 async function connectSandboxCompanies() {
   const companies = await retry(() => fetch(`${sandboxUrl}/_sandbox/companies`).then((r) => r.json()), "the sandbox");
-  await retry(() => fetch(`${reconcilerUrl}/readyz`).then((r) => (r.ok ? r : Promise.reject())), "the reconciler");
+  await retry(() => fetch(`${reconcilerOps}/readyz`).then((r) => (r.ok ? r : Promise.reject())), "the reconciler");
   for (const { realmId } of companies) {
-    const answer = await fetch(`${reconcilerUrl}/connect?realmId=${realmId}`);
+    const start = await fetch(`${reconcilerOps}/connect?realmId=${realmId}`, {
+      headers: { authorization: `Bearer ${operatorToken}` },
+      redirect: "manual",
+    });
+    const cookie = (start.headers.get("set-cookie") ?? "").split(";")[0];
+    const approved = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
+    const answer = await fetch(approved.headers.get("location") ?? "", { headers: { cookie } });
     if (!answer.ok) throw new Error(`connecting ${realmId} failed: ${answer.status} ${await answer.text()}`);
   }
   return companies.length;
@@ -148,19 +166,20 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   webhook endpoint  POST http://127.0.0.1:${httpPort}/webhooks/quickbooks   (verifier token: ${
     process.env.QBO_VERIFIER_TOKENS ? "from QBO_VERIFIER_TOKENS" : verifierTokens
   })
-  health            http://127.0.0.1:${httpPort}/healthz  /readyz  /metrics
+  ingress ops       http://127.0.0.1:9090/healthz  /readyz  /metrics
   NATS              ${natsUrl}   (monitoring: http://127.0.0.1:8222/jsz)
   QuickBooks sandbox http://127.0.0.1:${sandboxPort}   (${trafficRate} changes/s; control API under /_sandbox)
 
-  ordering / processors     metrics on http://127.0.0.1:8081/metrics, :8082/metrics, :8084 …  (${processors} processor replicas, ${partitions} partitions)
-  reconciler                http://127.0.0.1:8083/metrics; connect another company: http://127.0.0.1:8083/connect
+  ordering / processors     metrics on http://127.0.0.1:9091/metrics, :9092/metrics, :9094 …  (${processors} processor replicas, ${partitions} partitions)
+  reconciler                http://127.0.0.1:9093/metrics; connect another company: http://127.0.0.1:9093/connect
+                            (any user name; password: the operator token in .data/operator-token)
                             (${connected} sandbox companies connected through it)
 
 Companies and their CDC:    npm run qbo-webhooks -- realms list
                             npm run qbo-webhooks -- realms cdc <realmId>
 
 Follow the change feed:     npm run tail
-Notifications received:     curl -s http://127.0.0.1:${httpPort}/metrics | grep qbo_webhook_requests_total
+Notifications received:     curl -s http://127.0.0.1:9090/metrics | grep qbo_webhook_requests_total
 Sandbox deliveries:         curl -s http://127.0.0.1:${sandboxPort}/_sandbox/apps/local-app/deliveries | head -c 600
 
 Send a signed test notification from another terminal:

@@ -9,7 +9,8 @@ import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js
 const USAGE = `usage: qbo-webhooks <command> [options]
 
   realms list                                     connected companies: status, last webhook, last CDC, tokens
-  realms connect [--entities Customer,Invoice]    the URL that connects a company (open it in a browser)
+  realms connect [--entities Customer,Invoice]    the URL that connects a company (open it in a browser; the
+                                                  reconciler's ops port, asking for the operator token)
   realms disconnect <realmId>                     stop following a company and forget its tokens
   realms cdc <realmId> [--no-wait]                run a CDC catch-up for a company now, with progress
   dlq list [--stage ingress|ordering|processor|delivery]   dead letters with their reasons
@@ -18,7 +19,7 @@ const USAGE = `usage: qbo-webhooks <command> [options]
 
 options: --json (machine-readable output), --nats URL (default NATS_URL or nats://127.0.0.1:4222),
          --partitions N (default: what the running system uses, read from NATS),
-         --reconciler URL (default RECONCILER_URL or http://127.0.0.1:8083), --timeout SECONDS (default 600)`;
+         --reconciler URL (its ops port; default RECONCILER_URL or http://127.0.0.1:9093), --timeout SECONDS (default 600)`;
 
 function fail(message: string): never {
   process.stderr.write(`qbo-webhooks: ${message}\n\n${USAGE}\n`);
@@ -35,7 +36,7 @@ function parse() {
       stage: { type: "string" },
       nats: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
       partitions: { type: "string" },
-      reconciler: { type: "string", default: process.env.RECONCILER_URL ?? "http://127.0.0.1:8083" },
+      reconciler: { type: "string", default: process.env.RECONCILER_URL ?? "http://127.0.0.1:9093" },
       entities: { type: "string" },
       wait: { type: "boolean", default: true },
       timeout: { type: "string", default: "600" },
@@ -66,7 +67,7 @@ if (group === "realms" && command === "connect") {
   process.stdout.write(
     values.json
       ? `${JSON.stringify({ url: url.toString() })}\n`
-      : `Open this in a browser and approve the company:\n  ${url}\n`,
+      : `Open this in a browser (any user name, the operator token OPERATOR_TOKEN as password) and approve the company:\n  ${url}\n`,
   );
   process.exit(0);
 }

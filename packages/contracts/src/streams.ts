@@ -72,6 +72,8 @@ export const Buckets = {
   rateLimits: "qbo-rate-limits",
   /** Per realm, the QBO_DELIVERIES sequence of the last change delivered to the app (or dead-lettered). */
   deliveryCursors: "qbo-delivery-cursors",
+  /** OAuth connect flows started and not yet finished: single use, gone after 10 minutes. */
+  connectFlows: "qbo-connect-flows",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
@@ -80,6 +82,10 @@ export type BucketName = (typeof Buckets)[keyof typeof Buckets];
 export interface BucketLimits {
   readonly maxBytes: number;
   readonly maxValueSize: number;
+  /** Values kept per key, the latest included (1 unless a bucket says otherwise). */
+  readonly history?: number;
+  /** Keys expire this long after their last write (0 or absent: never). */
+  readonly ttlMs?: number;
 }
 
 /** Small per-realm records: 10,000 realms use a few MiB of each. */
@@ -95,10 +101,12 @@ export const BucketLimits: Record<BucketName, BucketLimits> = {
   [Buckets.entities]: { maxBytes: -1, maxValueSize: -1 },
   [Buckets.watermarks]: PER_REALM,
   [Buckets.leases]: PER_REALM,
-  [Buckets.tokens]: PER_REALM,
+  // The last five token sets per realm: a refresh token rotated away by mistake can be put back by hand (README).
+  [Buckets.tokens]: { ...PER_REALM, history: 5 },
   [Buckets.realms]: PER_REALM,
   [Buckets.rateLimits]: PER_REALM,
   [Buckets.deliveryCursors]: PER_REALM,
+  [Buckets.connectFlows]: { maxBytes: 16 * MiB, maxValueSize: 4096, ttlMs: 10 * 60_000 },
 };
 
 /**

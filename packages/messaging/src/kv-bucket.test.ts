@@ -1,4 +1,5 @@
 import { Kvm } from "@nats-io/kv";
+import { nanos } from "@nats-io/transport-node";
 import { BucketLimits, Buckets } from "@qbo-webhooks/contracts";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,14 +21,15 @@ describe("kv-bucket", () => {
     await server.dispose();
   });
 
-  it("kv-bucket - opens every bucket with its documented limits, keeping one value per key", async () => {
+  it("kv-bucket - opens every bucket with its documented limits, history and expiry", async () => {
     for (const name of Object.values(Buckets)) {
       await openBucket(client, name, { replicas: 1 });
       const { config } = await client.jsm.streams.info(`KV_${name}`);
       expect(config, name).toMatchObject({
         max_bytes: BucketLimits[name].maxBytes,
         max_msg_size: BucketLimits[name].maxValueSize,
-        max_msgs_per_subject: 1,
+        max_msgs_per_subject: BucketLimits[name].history ?? 1,
+        max_age: nanos(BucketLimits[name].ttlMs ?? 0),
       });
     }
   });

@@ -1,5 +1,6 @@
 import { StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import { nanos } from "@nats-io/transport-node";
 import { BucketLimits, type BucketName } from "@qbo-webhooks/contracts";
 import type { NatsClient } from "./nats-client.js";
 import { isWrongLastSequence } from "./publish-durable.js";
@@ -12,20 +13,31 @@ export type { KV, KvEntry } from "@nats-io/kv";
  */
 export async function openBucket(client: NatsClient, name: BucketName, options: { replicas: number }): Promise<KV> {
   const limits = BucketLimits[name];
+  const history = limits.history ?? 1;
+  const maxAgeNanos = nanos(limits.ttlMs ?? 0);
   const kv = await new Kvm(client.js).create(name, {
     replicas: options.replicas,
-    history: 1,
+    history,
     storage: StorageType.File,
     max_bytes: limits.maxBytes,
     maxValueSize: limits.maxValueSize,
+    ttl: limits.ttlMs ?? 0,
   });
+  // A bucket made by an older version keeps its old settings through create: bring them up to date.
   const stream = `KV_${name}`;
   const { config } = await client.jsm.streams.info(stream);
-  if (config.max_bytes !== limits.maxBytes || config.max_msg_size !== limits.maxValueSize)
+  if (
+    config.max_bytes !== limits.maxBytes ||
+    config.max_msg_size !== limits.maxValueSize ||
+    config.max_msgs_per_subject !== history ||
+    config.max_age !== maxAgeNanos
+  )
     await client.jsm.streams.update(stream, {
       ...config,
       max_bytes: limits.maxBytes,
       max_msg_size: limits.maxValueSize,
+      max_msgs_per_subject: history,
+      max_age: maxAgeNanos,
     });
   return kv;
 }

@@ -5,6 +5,11 @@ export interface OpsEndpoints {
   readonly registry: Registry;
   /** Whether the service can do its work now (NATS connected, streams usable). */
   readonly isReady: () => boolean;
+  /**
+   * Problems that need a person (a refused client secret, say): while there are any, `/readyz`
+   * answers 503 and lists them, one per line.
+   */
+  readonly problems?: () => readonly string[];
 }
 
 /**
@@ -19,8 +24,10 @@ export function handleOpsRequest(endpoints: OpsEndpoints, req: IncomingMessage, 
       reply(res, 200, "text/plain", "ok\n");
       return true;
     case "/readyz": {
-      const ready = endpoints.isReady();
-      reply(res, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
+      const problems = endpoints.problems?.() ?? [];
+      const ready = endpoints.isReady() && problems.length === 0;
+      const lines = [ready ? "ready" : "not ready", ...problems];
+      reply(res, ready ? 200 : 503, "text/plain", `${lines.join("\n")}\n`);
       return true;
     }
     case "/metrics":

@@ -1,3 +1,4 @@
+export { type CompanyInfo, readCompanyInfo } from "./company-info.js";
 export { connectQuickBooks } from "./connect-quickbooks.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { IssuedTokens, OAuthEndpoint } from "./oauth.js";
@@ -11,7 +12,7 @@ export type {
 } from "./quickbooks-client.js";
 export { CDC_MAX_OBJECTS, IDS_PER_QUERY, MINOR_VERSION, QuickBooksClient } from "./quickbooks-client.js";
 export type { QuickBooksSettings } from "./quickbooks-env.js";
-export { quickbooksEnvFields, quickbooksSettings } from "./quickbooks-env.js";
+export { checkQuickBooksEnv, quickbooksEnvFields, quickbooksSettings } from "./quickbooks-env.js";
 export type { QuickBooksErrorCode } from "./quickbooks-error.js";
 export { QuickBooksError } from "./quickbooks-error.js";
 export { readFault } from "./read-fault.js";

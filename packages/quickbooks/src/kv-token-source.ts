@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
 import { z } from "zod";
-import { type IssuedTokens, type OAuthEndpoint, requestTokens } from "./oauth.js";
+import { type IssuedTokens, type OAuthEndpoint, requestTokens, TOKEN_REQUEST_TIMEOUT_MS } from "./oauth.js";
 import type { TokenSource } from "./quickbooks-client.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 import type { TokenCipher } from "./token-cipher.js";
@@ -17,13 +17,18 @@ export const StoredTokens = z.object({
   refreshingUntil: z.number().optional(),
   /** QuickBooks refused the refresh token (revoked or replaced): no call works until the realm reconnects. */
   refusedAt: z.number().optional(),
+  /** When QuickBooks issued these (ms since the epoch, real time): of two writers, the later issue wins. */
+  issuedAt: z.number().optional(),
 });
 export type StoredTokens = z.infer<typeof StoredTokens>;
 
 /** Refresh this long before expiry, so a call never starts with a token about to lapse. */
 const EARLY_MS = 5 * 60_000;
-/** How long a refresh may hold the realm's tokens before another process may take over. */
-const REFRESH_LEASE_MS = 30_000;
+/**
+ * How long a refresh may hold the realm's tokens before another process may take over: twice the
+ * token request's timeout, so a claim never lapses while its request can still come back.
+ */
+const REFRESH_LEASE_MS = 2 * TOKEN_REQUEST_TIMEOUT_MS + 10_000;
 
 /**
  * Tokens from KV, refreshed by one process at a time per realm: refresh tokens rotate, and using
@@ -40,7 +45,8 @@ export class KvTokenSource implements TokenSource {
 
   /** Stores tokens for a realm, e.g. after the authorization-code exchange. */
   async save(realmId: string, tokens: IssuedTokens): Promise<void> {
-    await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(tokens)));
+    const stored: StoredTokens = { ...tokens, issuedAt: Date.now() };
+    await this.kv.put(kvKey(realmId), this.#seal(stored));
   }
 
   async accessToken(realmId: string): Promise<string> {
@@ -86,30 +92,55 @@ export class KvTokenSource implements TokenSource {
         continue;
       }
       const claimed = { ...tokens, refreshingUntil: Date.now() + REFRESH_LEASE_MS };
+      let claimRevision: number;
       try {
-        await this.kv.update(kvKey(realmId), this.cipher.encrypt(JSON.stringify(claimed)), revision);
+        claimRevision = await this.kv.update(kvKey(realmId), this.#seal(claimed), revision);
       } catch (err) {
         if (isRevisionConflict(err)) continue; // someone else claimed it first
         throw err;
       }
-      let fresh: IssuedTokens;
+      const { refreshingUntil: _claim, ...unclaimed } = tokens;
+      let fresh: StoredTokens;
       try {
-        fresh = await requestTokens(
+        const issued = await requestTokens(
           this.oauth,
           { grant_type: "refresh_token", refresh_token: tokens.refreshToken },
           this.now,
         );
+        fresh = { ...issued, issuedAt: Date.now() };
       } catch (err) {
-        // Remember a refusal, so nobody presents the dead token again, and let go of the claim.
-        const { refreshingUntil: _claim, ...unclaimed } = tokens;
+        // Remember a refusal (invalid_grant only), so nobody presents the dead token again, and let go
+        // of the claim. Anything else, a wrong client secret included, leaves the tokens as they were.
         const refusal = err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED";
-        const value = refusal ? { ...unclaimed, refusedAt: this.now() } : unclaimed;
-        await this.kv.put(kvKey(realmId), this.cipher.encrypt(JSON.stringify(value)));
+        await this.#settle(realmId, refusal ? { ...unclaimed, refusedAt: this.now() } : unclaimed, claimRevision);
         throw err;
       }
-      await this.save(realmId, fresh);
-      return { tokens: fresh, refreshed: true };
+      return { tokens: await this.#settle(realmId, fresh, claimRevision), refreshed: true };
     }
+  }
+
+  /**
+   * Writes what a refresh ended with, compare-and-set on its claim's revision. If the claim lapsed
+   * and another process wrote meanwhile, the later-issued tokens stay: a rotated refresh token is
+   * never overwritten by an older one. Answers the tokens stored.
+   */
+  async #settle(realmId: string, value: StoredTokens, claimRevision: number): Promise<StoredTokens> {
+    let revision = claimRevision;
+    for (;;) {
+      try {
+        await this.kv.update(kvKey(realmId), this.#seal(value), revision);
+        return value;
+      } catch (err) {
+        if (!isRevisionConflict(err)) throw err;
+      }
+      const current = await this.#read(realmId);
+      if ((current.tokens.issuedAt ?? 0) >= (value.issuedAt ?? 0)) return current.tokens;
+      revision = current.revision;
+    }
+  }
+
+  #seal(tokens: StoredTokens): string {
+    return this.cipher.encrypt(JSON.stringify(tokens));
   }
 
   async #read(realmId: string): Promise<{ tokens: StoredTokens; revision: number }> {

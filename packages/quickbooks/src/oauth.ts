@@ -21,6 +21,12 @@ export interface IssuedTokens {
   readonly refreshExpiresAt: number;
 }
 
+/** How long one token request may take. */
+export const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
+
+/** An OAuth error answer (RFC 6749 §5.2). */
+const TokenError = z.object({ error: z.string(), error_description: z.string().optional() });
+
 const TokenResponse = z.object({
   access_token: z.string(),
   refresh_token: z.string(),
@@ -47,8 +53,9 @@ export function authorizeUrl(
 /**
  * One call to the token endpoint: an authorization-code exchange or a refresh (QBO.md §7).
  * @throws {QuickBooksError} QBO_UNAUTHORIZED when the grant is refused (`invalid_grant`: the code
- *   or refresh token is used, replaced, expired or revoked); QBO_SERVER for any other failure,
- *   which may succeed later.
+ *   or refresh token is used, replaced, expired or revoked); QBO_CLIENT_REFUSED when our client
+ *   id or secret is (`invalid_client`, or a 401); QBO_BAD_RESPONSE for an answer without tokens;
+ *   QBO_SERVER for any other failure, which may succeed later.
  */
 export async function requestTokens(
   endpoint: OAuthEndpoint,
@@ -64,17 +71,30 @@ export async function requestTokens(
       accept: "application/json",
     },
     body: new URLSearchParams(grant),
-    signal: AbortSignal.timeout(30_000),
+    signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS),
+  }).catch((err: unknown) => {
+    throw new QuickBooksError("QBO_TIMEOUT", `token endpoint unreachable: ${String(err)}`, {}, { cause: err });
   });
   const body: unknown = await response.json().catch(() => undefined);
   if (!response.ok) {
     const intuitTid = response.headers.get("intuit_tid") ?? undefined;
-    const refused = response.status === 400 || response.status === 401;
-    throw new QuickBooksError(
-      refused ? "QBO_UNAUTHORIZED" : "QBO_SERVER",
-      `token request ${refused ? "refused" : "failed"} (${response.status}): ${JSON.stringify(body)}`,
-      { status: response.status, ...(intuitTid ? { intuitTid } : {}) },
-    );
+    const details = { status: response.status, ...(intuitTid ? { intuitTid } : {}) };
+    const error = TokenError.safeParse(body).data?.error;
+    if (error === "invalid_grant") {
+      throw new QuickBooksError(
+        "QBO_UNAUTHORIZED",
+        `token request refused (${response.status} invalid_grant)`,
+        details,
+      );
+    }
+    if (error === "invalid_client" || response.status === 401) {
+      throw new QuickBooksError(
+        "QBO_CLIENT_REFUSED",
+        `the token endpoint refused our client credentials (${response.status} ${error ?? ""}): check QBO_CLIENT_ID and QBO_CLIENT_SECRET`,
+        details,
+      );
+    }
+    throw new QuickBooksError("QBO_SERVER", `token request failed (${response.status} ${error ?? ""})`, details);
   }
   const parsed = TokenResponse.safeParse(body);
   if (!parsed.success) throw new QuickBooksError("QBO_BAD_RESPONSE", "token endpoint answered without tokens");

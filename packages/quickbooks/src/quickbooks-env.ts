@@ -16,6 +16,11 @@ export const quickbooksEnvFields = {
   QBO_AUTHORIZE_URL: z.url("must be a URL").optional(),
   QBO_CLIENT_ID: z.string({ error: "is required: the app's OAuth client id from the Intuit developer portal" }).min(1),
   QBO_CLIENT_SECRET: z.string({ error: "is required: the app's OAuth client secret" }).min(1),
+  /** Lets `production` talk to endpoints other than Intuit's (a proxy, say); off, so a sandbox URL cannot slip in. */
+  QBO_ALLOW_CUSTOM_ENDPOINTS: z
+    .enum(["true", "false"], { error: 'must be "true" or "false"' })
+    .default("false")
+    .transform((value) => value === "true"),
   TOKEN_ENCRYPTION_KEY: z
     .string({ error: "is required: 32 random bytes, base64 (openssl rand -base64 32)" })
     .transform((text) => Buffer.from(text, "base64"))
@@ -23,6 +28,27 @@ export const quickbooksEnvFields = {
 };
 
 type Parsed = z.output<z.ZodObject<typeof quickbooksEnvFields>>;
+
+/** Intuit's own hosts; in production every QuickBooks endpoint must be one of them unless allowed otherwise. */
+const INTUIT_HOST = /(^|\.)intuit\.com$/;
+
+/**
+ * Object-level checks of the QuickBooks variables, for a service's `superRefine`: in production,
+ * endpoints other than Intuit's (such as our sandbox's) are refused unless QBO_ALLOW_CUSTOM_ENDPOINTS=true.
+ */
+export function checkQuickBooksEnv(c: Parsed, ctx: z.RefinementCtx): void {
+  if (c.QBO_ENVIRONMENT !== "production" || c.QBO_ALLOW_CUSTOM_ENDPOINTS) return;
+  for (const name of ["QBO_API_BASE_URL", "QBO_TOKEN_URL", "QBO_AUTHORIZE_URL"] as const) {
+    const url = c[name];
+    if (url !== undefined && !INTUIT_HOST.test(new URL(url).hostname)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `is not an Intuit endpoint, and QBO_ENVIRONMENT is production: unset it, use QBO_ENVIRONMENT=sandbox for the sandbox, or set QBO_ALLOW_CUSTOM_ENDPOINTS=true`,
+      });
+    }
+  }
+}
 
 export interface QuickBooksSettings {
   readonly environment: "production" | "sandbox";

@@ -1,8 +1,13 @@
 export type QuickBooksErrorCode =
   /** 429, or 403 with ThrottleExceeded: wait before calling this realm again (QBO.md §6). */
   | "QBO_THROTTLED"
-  /** 401: the access token is expired, revoked or unknown (QBO.md §8). */
+  /** 401: the access token is expired, revoked or unknown (QBO.md §8); from the token endpoint, `invalid_grant`. */
   | "QBO_UNAUTHORIZED"
+  /**
+   * The token endpoint refused our client id or secret (`invalid_client`): a configuration error
+   * of ours, not the company's; its tokens stay as they are.
+   */
+  | "QBO_CLIENT_REFUSED"
   /** 403 ApplicationAuthorizationFailed: the app may not do this (QBO.md §8). */
   | "QBO_FORBIDDEN"
   /** 400 with code 610: the object does not exist or was deleted (QBO.md §8). */

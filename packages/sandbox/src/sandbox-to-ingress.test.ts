@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Streams } from "@qbo-webhooks/contracts";
 import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
+import { testIngressConfig } from "@qbo-webhooks/ingress/testing";
 import { NatsClient } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
@@ -20,20 +21,7 @@ describe("sandbox to ingress", () => {
 
   beforeAll(async () => {
     nats = await NatsServerProcess.start();
-    ingress = await startIngress(
-      {
-        natsServers: [nats.url],
-        httpPort: 0,
-        verifierTokens: [TOKEN],
-        maxBodyBytes: 4 * 1024 * 1024,
-        publishTimeoutMs: 2000,
-        streamReplicas: 1,
-        shutdownDeadlineMs: 8000,
-        logLevel: "silent",
-        exportTraces: false,
-      },
-      logger,
-    );
+    ingress = await startIngress(testIngressConfig([nats.url], [TOKEN]), logger);
     await ingress.ready;
     reader = await NatsClient.connect({ servers: [nats.url], name: "e2e-reader", logger });
   });

@@ -24,8 +24,17 @@ export const booleanFlag = (fallback: boolean) =>
     .default(fallback ? "true" : "false")
     .transform((value) => value === "true");
 
-/** The variables every service reads (../shared/DESIGN.md). */
-export const commonEnv = (defaultHttpPort: number) => ({
+/** An address to listen on: an IP address or a host name; 0.0.0.0 (the default) is every IPv4 interface. */
+const bindHost = z
+  .string()
+  .regex(/^[\w.:-]+$/, "must be an IP address or host name, e.g. 0.0.0.0 or 127.0.0.1")
+  .default("0.0.0.0");
+
+/**
+ * The variables every service reads (../shared/DESIGN.md). `/healthz`, `/readyz` and `/metrics`
+ * are served on the ops port, apart from any public port.
+ */
+export const commonEnv = (defaultOpsPort: number) => ({
   NATS_URL: z
     .string()
     .default("nats://127.0.0.1:4222")
@@ -35,13 +44,20 @@ export const commonEnv = (defaultHttpPort: number) => ({
         .array(z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, "each URL must look like nats://host:4222"))
         .min(1, "must name at least one server, e.g. nats://127.0.0.1:4222"),
     ),
-  HTTP_PORT: integer(0, 65_535, defaultHttpPort),
+  OPS_PORT: integer(0, 65_535, defaultOpsPort),
+  OPS_HOST: bindHost,
   NATS_STREAM_REPLICAS: integer(1, 5, 1),
   SHUTDOWN_DEADLINE_MS: integer(1000, 60_000, 8000),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   OTEL_SDK_DISABLED: booleanFlag(false),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url("must be a URL such as http://otel-collector:4318").optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url("must be a URL such as http://otel-collector:4318/v1/traces").optional(),
+});
+
+/** The public port of a service that serves one (the ingress's webhook, the reconciler's OAuth callback). */
+export const publicHttpEnv = (defaultPort: number) => ({
+  HTTP_PORT: integer(0, 65_535, defaultPort),
+  HTTP_HOST: bindHost,
 });
 
 /** Whether spans go out over OTLP: an endpoint is set and the SDK is not disabled. */

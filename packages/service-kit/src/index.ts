@@ -1,4 +1,5 @@
-export { booleanFlag, commaList, commonEnv, exportsTraces, integer } from "./env-fields.js";
+export { booleanFlag, commaList, commonEnv, exportsTraces, integer, publicHttpEnv } from "./env-fields.js";
+export { type ListenAddress, listen } from "./listen.js";
 export { ConfigError, loadEnv } from "./load-env.js";
 export type { RunningService, ServiceDefinition } from "./run-service.js";
 export { runService } from "./run-service.js";

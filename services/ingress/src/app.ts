@@ -1,5 +1,5 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { handleOpsRequest, type Logger, type OpsEndpoints } from "@qbo-webhooks/observability";
+import type { Logger } from "@qbo-webhooks/observability";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { AckOutcome, IngressMetrics } from "./ingress-metrics.js";
 import { answer, createWebhookHandler, type WebhookHandlerDeps, type WebhookLocals } from "./webhook-handler.js";
@@ -8,24 +8,26 @@ export const WEBHOOK_PATH = "/webhooks/quickbooks";
 
 export interface AppDeps extends WebhookHandlerDeps {
   readonly maxBodyBytes: number;
-  readonly ops: OpsEndpoints;
   readonly metrics: IngressMetrics;
   readonly logger: Logger;
   /** True once shutdown began: answer in-flight requests, refuse new ones. */
   readonly isClosing: () => boolean;
 }
 
-/** The ingress HTTP app: the webhook route plus `/healthz`, `/readyz` and `/metrics`. */
+/**
+ * The ingress's public app: `POST /webhooks/quickbooks` and nothing else (the ops endpoints are on
+ * their own port, so the internet never sees metrics or health).
+ */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
   app.set("trust proxy", true);
 
-  app.use((req, res, next) => {
+  app.use((_req, res, next) => {
     // Keep-alive connections would otherwise keep a closing server open for ever.
     if (deps.isClosing()) res.setHeader("connection", "close");
-    if (!handleOpsRequest(deps.ops, req, res)) next();
+    next();
   });
   app.post(
     WEBHOOK_PATH,
@@ -40,6 +42,7 @@ export function createApp(deps: AppDeps): express.Express {
     express.raw({ type: () => true, limit: deps.maxBodyBytes }),
     createWebhookHandler(deps),
   );
+  app.use((_req: Request, res: Response) => void res.status(404).type("text").send("not found\n"));
   app.use((err: unknown, req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const status = httpStatusOf(err);

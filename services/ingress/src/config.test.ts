@@ -6,7 +6,8 @@ describe("config", () => {
   it("config - applies the documented defaults", () => {
     expect(loadConfig({ QBO_VERIFIER_TOKENS: "a" })).toEqual({
       natsServers: ["nats://127.0.0.1:4222"],
-      httpPort: 8080,
+      http: { port: 8080, host: "0.0.0.0" },
+      ops: { port: 9090, host: "0.0.0.0" },
       verifierTokens: ["a"],
       maxBodyBytes: 4 * 1024 * 1024,
       publishTimeoutMs: 2000,

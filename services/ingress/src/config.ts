@@ -1,9 +1,18 @@
 import type { LogLevel } from "@qbo-webhooks/observability";
-import { commaList, commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
+import {
+  commaList,
+  commonEnv,
+  exportsTraces,
+  integer,
+  type ListenAddress,
+  loadEnv,
+  publicHttpEnv,
+} from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const IngressEnv = z.object({
-  ...commonEnv(8080),
+  ...commonEnv(9090),
+  ...publicHttpEnv(8080),
   QBO_VERIFIER_TOKENS: z
     .string({ error: "is required: the webhook verifier token(s) from the Intuit developer portal, comma-separated" })
     .transform(commaList)
@@ -15,7 +24,10 @@ const IngressEnv = z.object({
 
 export interface IngressConfig {
   readonly natsServers: readonly string[];
-  readonly httpPort: number;
+  /** The public port: `POST /webhooks/quickbooks` and nothing else. */
+  readonly http: ListenAddress;
+  /** `/healthz`, `/readyz`, `/metrics`: for the cluster, not the internet. */
+  readonly ops: ListenAddress;
   readonly verifierTokens: readonly string[];
   readonly maxBodyBytes: number;
   readonly publishTimeoutMs: number;
@@ -41,7 +53,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): IngressConfig {
   );
   return {
     natsServers: c.NATS_URL,
-    httpPort: c.HTTP_PORT,
+    http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     verifierTokens: c.QBO_VERIFIER_TOKENS,
     maxBodyBytes: c.MAX_BODY_BYTES,
     publishTimeoutMs: c.PUBLISH_TIMEOUT_MS,

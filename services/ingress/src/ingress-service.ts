@@ -1,18 +1,20 @@
 import { once } from "node:events";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { Streams } from "@qbo-webhooks/contracts";
 import { backoffMs, ensureStream, NatsClient } from "@qbo-webhooks/messaging";
-import { createMetricsRegistry, type Logger } from "@qbo-webhooks/observability";
+import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
+import { listen } from "@qbo-webhooks/service-kit";
 import type { Registry } from "prom-client";
 import { createApp } from "./app.js";
 import type { IngressConfig } from "./config.js";
 import { createIngressMetrics } from "./ingress-metrics.js";
 
 export interface IngressService {
-  /** The port the HTTP server listens on (useful with `httpPort: 0`). */
+  /** The public port (the webhook), useful with port 0. */
   readonly port: number;
+  /** Where `/healthz`, `/readyz` and `/metrics` are served. */
+  readonly opsPort: number;
   readonly registry: Registry;
   /** Resolves once NATS is connected and the streams are declared. */
   readonly ready: Promise<void>;
@@ -40,18 +42,18 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     nats: () => (streamsReady ? nats : undefined),
     metrics,
     logger,
-    ops: { registry, isReady },
     isClosing: () => closing,
   });
-  const server: Server = app.listen(config.httpPort);
+  const server: Server = createServer(app);
   // QuickBooks must have its answer within 3 s; a client this slow to send a body is not QuickBooks.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   // Longer than common load balancers' idle timeout (60 s), so they close first and never reuse a dead socket.
   server.keepAliveTimeout = 65_000;
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
-  logger.info({ port, verifierTokens: config.verifierTokens.length }, "ingress listening");
+  const port = await listen(server, config.http);
+  const opsServer = createOpsServer({ registry, isReady });
+  const opsPort = await listen(opsServer, config.ops);
+  logger.info({ port, opsPort, verifierTokens: config.verifierTokens.length }, "ingress listening");
 
   const declareStreams = async (client: NatsClient) => {
     const placement = { replicas: config.streamReplicas };
@@ -87,6 +89,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
 
   return {
     port,
+    opsPort,
     registry,
     ready,
     isReady,
@@ -100,6 +103,8 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
       await closed;
       clearInterval(sweep);
       await nats?.drain();
+      opsServer.close();
+      opsServer.closeAllConnections();
     },
   };
 }

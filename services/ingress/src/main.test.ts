@@ -47,11 +47,18 @@ describe("ingress process", () => {
     });
 
     it("main - SIGTERM stops intake, loses no accepted request, and exits 0 within 10 s", async () => {
-      const port = await freePort();
-      const child = runIngress({ NATS_URL: server.url, HTTP_PORT: String(port), QBO_VERIFIER_TOKENS: TOKEN });
+      const [port, opsPort] = [await freePort(), await freePort()];
+      const child = runIngress({
+        NATS_URL: server.url,
+        HTTP_PORT: String(port),
+        OPS_PORT: String(opsPort),
+        QBO_VERIFIER_TOKENS: TOKEN,
+      });
       const base = `http://127.0.0.1:${port}`;
       await expect
-        .poll(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status, { timeout: 15_000 })
+        .poll(async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`).catch(() => undefined))?.status, {
+          timeout: 15_000,
+        })
         .toBe(200);
 
       const accepted: string[] = [];

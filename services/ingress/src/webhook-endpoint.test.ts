@@ -9,8 +9,8 @@ import { NatsClient } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger, startTelemetry, type Telemetry } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { IngressConfig } from "./config.js";
 import { type IngressService, startIngress } from "./ingress-service.js";
+import { testIngressConfig } from "./testing/test-ingress-config.js";
 
 // The Java SDK's test vector (QBO.md §2): its token is the second of a rotation here.
 const VECTOR = {
@@ -35,6 +35,7 @@ describe("ingress webhook endpoint", () => {
   let telemetry: Telemetry;
   const spans = new InMemorySpanExporter();
   let base: string;
+  let ops: string;
 
   beforeAll(async () => {
     telemetry = startTelemetry({
@@ -43,20 +44,11 @@ describe("ingress webhook endpoint", () => {
       spanProcessors: [new SimpleSpanProcessor(spans)],
     });
     server = await NatsServerProcess.start();
-    const config: IngressConfig = {
-      natsServers: [server.url],
-      httpPort: 0,
-      verifierTokens: [TOKEN, VECTOR.token],
-      maxBodyBytes: MAX_BODY_BYTES,
-      publishTimeoutMs: 2000,
-      streamReplicas: 1,
-      shutdownDeadlineMs: 8000,
-      logLevel: "silent",
-      exportTraces: false,
-    };
+    const config = testIngressConfig([server.url], [TOKEN, VECTOR.token], { maxBodyBytes: MAX_BODY_BYTES });
     ingress = await startIngress(config, logger);
     await ingress.ready;
     base = `http://127.0.0.1:${ingress.port}`;
+    ops = `http://127.0.0.1:${ingress.opsPort}`;
     reader = await NatsClient.connect({ servers: [server.url], name: "test-reader", logger });
   });
 
@@ -231,7 +223,7 @@ describe("ingress webhook endpoint", () => {
   it("metrics - expose answers by code and reason, ack latency with a 3 s bucket, and the last notification time", async () => {
     await post(sampleCloudEventBody(1));
     await post("{}", { signature: "nope" });
-    const text = await (await fetch(`${base}/metrics`)).text();
+    const text = await (await fetch(`${ops}/metrics`)).text();
     expect(text).toMatch(
       /qbo_webhook_ack_duration_seconds_bucket\{(?=[^}]*le="3")(?=[^}]*outcome="accepted")[^}]*\} \d+/,
     );
@@ -242,9 +234,17 @@ describe("ingress webhook endpoint", () => {
     expect(Number(last)).toBeGreaterThan(Date.now() / 1000 - 60);
   });
 
+  it("ports - the public port serves only POST /webhooks/quickbooks; health and metrics are on the ops port", async () => {
+    for (const path of ["/metrics", "/healthz", "/readyz", "/", "/webhooks/quickbooks"]) {
+      expect((await fetch(`${base}${path}`)).status, `public GET ${path}`).toBe(404);
+    }
+    expect((await fetch(`${ops}/metrics`)).status).toBe(200);
+    expect((await fetch(`${ops}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status).toBe(404);
+  });
+
   it("readyz - is 200 while NATS is connected and the streams are declared", async () => {
-    expect((await fetch(`${base}/readyz`)).status).toBe(200);
-    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${ops}/readyz`)).status).toBe(200);
+    expect((await fetch(`${ops}/healthz`)).status).toBe(200);
   });
 
   // Last: it kills the server.
@@ -265,7 +265,7 @@ describe("ingress webhook endpoint", () => {
       expect(accepted.length).toBeGreaterThan(0);
       const stored = (await messages(Streams.webhooks.name)).map((msg) => Buffer.from(msg.data).toString());
       expect(stored).toEqual(accepted);
-      const metrics = await (await fetch(`${base}/metrics`)).text();
+      const metrics = await (await fetch(`${ops}/metrics`)).text();
       expect(metrics).toMatch(/qbo_webhook_requests_total\{code="503",reason="stream_full"[^}]*\} 1/);
     } finally {
       await reader.jsm.streams.update(Streams.webhooks.name, config);
@@ -279,10 +279,10 @@ describe("ingress webhook endpoint", () => {
     const elapsed = performance.now() - started;
     expect(response.status).toBe(503);
     expect(elapsed).toBeLessThan(3000);
-    await expect.poll(async () => (await fetch(`${base}/readyz`)).status).toBe(503);
+    await expect.poll(async () => (await fetch(`${ops}/readyz`)).status).toBe(503);
 
     await server.restart();
-    await expect.poll(async () => (await fetch(`${base}/readyz`)).status, { timeout: 15_000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${ops}/readyz`)).status, { timeout: 15_000 }).toBe(200);
     const body = sampleCloudEventBody(1);
     expect((await post(body)).status).toBe(200);
     await expect.poll(() => reader.connected, { timeout: 15_000 }).toBe(true);
@@ -294,7 +294,7 @@ describe("ingress webhook endpoint", () => {
     await server.kill();
     await rm(join(server.dir, "jetstream"), { recursive: true, force: true });
     await server.restart();
-    await expect.poll(async () => (await fetch(`${base}/readyz`)).status, { timeout: 15_000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${ops}/readyz`)).status, { timeout: 15_000 }).toBe(200);
     const body = sampleCloudEventBody(1);
     expect((await post(body)).status).toBe(200);
     await expect.poll(() => reader.connected, { timeout: 15_000 }).toBe(true);

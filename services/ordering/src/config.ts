@@ -1,9 +1,9 @@
 import type { LogLevel } from "@qbo-webhooks/observability";
-import { commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
+import { commonEnv, exportsTraces, integer, type ListenAddress, loadEnv } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const OrderingEnv = z.object({
-  ...commonEnv(8081),
+  ...commonEnv(9091),
   /** Processor partitions; changing it moves realms between partitions, so keep it fixed per deployment. */
   PARTITIONS: integer(1, 4096, 64),
   /** Attempts at a notification before it is dead-lettered instead of blocking the stream. */
@@ -12,7 +12,8 @@ const OrderingEnv = z.object({
 
 export interface OrderingConfig {
   readonly natsServers: readonly string[];
-  readonly httpPort: number;
+  /** `/healthz`, `/readyz`, `/metrics`. */
+  readonly ops: ListenAddress;
   readonly partitions: number;
   readonly maxAttempts: number;
   readonly streamReplicas: number;
@@ -26,7 +27,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): OrderingConfig {
   const c = loadEnv(OrderingEnv, env);
   return {
     natsServers: c.NATS_URL,
-    httpPort: c.HTTP_PORT,
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     partitions: c.PARTITIONS,
     maxAttempts: c.MAX_ATTEMPTS,
     streamReplicas: c.NATS_STREAM_REPLICAS,

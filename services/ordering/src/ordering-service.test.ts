@@ -11,7 +11,7 @@ const logger = createLogger({ service: "ordering-test", level: (process.env.TEST
 const PARTITIONS = 8;
 const config = (natsUrl: string) => ({
   natsServers: [natsUrl],
-  httpPort: 0,
+  ops: { port: 0, host: "127.0.0.1" },
   partitions: PARTITIONS,
   maxAttempts: 2,
   streamReplicas: 1,

@@ -1,16 +1,17 @@
 import { once } from "node:events";
-import type { AddressInfo } from "node:net";
 import { Buckets, Consumers, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
 import { EntityVersions } from "@qbo-webhooks/entity-store";
 import { DurableConsumer, ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
+import { listen } from "@qbo-webhooks/service-kit";
 import type { Registry } from "prom-client";
 import type { OrderingConfig } from "./config.js";
 import { createNotificationHandler } from "./order-notification.js";
 import { createOrderingMetrics } from "./ordering-metrics.js";
 
 export interface OrderingService {
-  readonly port: number;
+  /** Where `/healthz`, `/readyz` and `/metrics` are served. */
+  readonly opsPort: number;
   readonly registry: Registry;
   isReady(): boolean;
   close(): Promise<void>;
@@ -25,8 +26,8 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
 
   const client = await NatsClient.connect({ servers: config.natsServers, name: "qbo-webhooks-ordering", logger });
   const isReady = () => !closing && consumer !== undefined && client.connected;
-  const server = createOpsServer({ registry, isReady }).listen(config.httpPort);
-  await once(server, "listening");
+  const server = createOpsServer({ registry, isReady });
+  const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
@@ -56,7 +57,7 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
   logger.info({ partitions: config.partitions }, "ordering ready");
 
   return {
-    port: (server.address() as AddressInfo).port,
+    opsPort,
     registry,
     isReady,
     close: async () => {

@@ -21,9 +21,15 @@ describe("processor config", () => {
   });
 
   it("config - the sandbox's token endpoint follows QBO_API_BASE_URL", () => {
-    expect(loadConfig({ ...required, QBO_API_BASE_URL: "http://127.0.0.1:8090" }).tokenUrl).toBe(
-      "http://127.0.0.1:8090/oauth2/v1/tokens/bearer",
-    );
+    const sandbox = { ...required, QBO_ENVIRONMENT: "sandbox", QBO_API_BASE_URL: "http://127.0.0.1:8090" };
+    expect(loadConfig(sandbox).tokenUrl).toBe("http://127.0.0.1:8090/oauth2/v1/tokens/bearer");
+  });
+
+  it("config - production refuses endpoints other than Intuit's (a sandbox URL) unless allowed explicitly", () => {
+    const production = { ...required, QBO_ENVIRONMENT: "production", QBO_API_BASE_URL: "http://127.0.0.1:8090" };
+    expect(() => loadConfig(production)).toThrow(/QBO_API_BASE_URL is not an Intuit endpoint/);
+    expect(() => loadConfig({ ...production, QBO_API_BASE_URL: "https://quickbooks.api.intuit.com" })).not.toThrow();
+    expect(loadConfig({ ...production, QBO_ALLOW_CUSTOM_ENDPOINTS: "true" }).apiBaseUrl).toBe("http://127.0.0.1:8090");
   });
 
   it.each([

@@ -1,11 +1,16 @@
 import { hostname } from "node:os";
 import type { LogLevel } from "@qbo-webhooks/observability";
-import { type QuickBooksSettings, quickbooksEnvFields, quickbooksSettings } from "@qbo-webhooks/quickbooks";
-import { commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
+import {
+  checkQuickBooksEnv,
+  type QuickBooksSettings,
+  quickbooksEnvFields,
+  quickbooksSettings,
+} from "@qbo-webhooks/quickbooks";
+import { commonEnv, exportsTraces, integer, type ListenAddress, loadEnv } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const ProcessorEnv = z.object({
-  ...commonEnv(8082),
+  ...commonEnv(9092),
   PARTITIONS: integer(1, 4096, 64),
   ...quickbooksEnvFields,
   /** A partition lease lapses this long after its holder's last renewal. */
@@ -50,7 +55,8 @@ export interface ProcessorConfig extends QuickBooksSettings {
   /** POST applied changes to the app; absent without DELIVERY_URL. */
   readonly delivery?: DeliveryConfig;
   readonly natsServers: readonly string[];
-  readonly httpPort: number;
+  /** `/healthz`, `/readyz`, `/metrics`. */
+  readonly ops: ListenAddress;
   readonly partitions: number;
   readonly leaseTtlMs: number;
   readonly coalesceMs: number;
@@ -72,7 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     ProcessorEnv.refine((v) => v.DELIVERY_URL === undefined || v.DELIVERY_SECRET !== undefined, {
       path: ["DELIVERY_SECRET"],
       message: "is required with DELIVERY_URL: the secret the app verifies signatures with (whsec_...)",
-    }),
+    }).superRefine(checkQuickBooksEnv),
     env,
   );
   return {
@@ -88,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
         }
       : {}),
     natsServers: c.NATS_URL,
-    httpPort: c.HTTP_PORT,
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     partitions: c.PARTITIONS,
     ...quickbooksSettings(c),
     leaseTtlMs: c.LEASE_TTL_MS,

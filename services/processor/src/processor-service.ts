@@ -1,11 +1,11 @@
 import { once } from "node:events";
-import type { AddressInfo } from "node:net";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type BucketName, Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
+import { listen } from "@qbo-webhooks/service-kit";
 import pLimit from "p-limit";
 import type { Registry } from "prom-client";
 import { Webhook } from "standardwebhooks";
@@ -16,7 +16,8 @@ import { createProcessorMetrics } from "./processor-metrics.js";
 import type { ProcessorHooks } from "./realm-batch.js";
 
 export interface ProcessorService {
-  readonly port: number;
+  /** Where `/healthz`, `/readyz` and `/metrics` are served. */
+  readonly opsPort: number;
   readonly registry: Registry;
   /** Partitions this replica holds now. */
   owned(): number[];
@@ -42,8 +43,8 @@ export async function startProcessor(
   });
   let closing = false;
   const isReady = () => !closing && client.connected;
-  const server = createOpsServer({ registry, isReady }).listen(config.httpPort);
-  await once(server, "listening");
+  const server = createOpsServer({ registry, isReady });
+  const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {
@@ -140,7 +141,7 @@ export async function startProcessor(
   logger.info({ processorId: config.processorId, partitions: config.partitions }, "processor started");
 
   return {
-    port: (server.address() as AddressInfo).port,
+    opsPort,
     registry,
     owned: () => leases.owned(),
     isReady,

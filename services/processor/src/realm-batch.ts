@@ -154,14 +154,17 @@ function announcer(
 
 async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: QuickBooksError): Promise<void> {
   const attempt = msg.info.deliveryCount;
-  // Throttling is QuickBooks asking us to wait, never a reason to give an event up.
+  // Throttling is QuickBooks asking us to wait, and a refused client secret is our configuration
+  // error: neither is a reason to give an event up.
   const worthRetrying =
-    err.code === "QBO_THROTTLED" || (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED"));
+    err.code === "QBO_THROTTLED" ||
+    err.code === "QBO_CLIENT_REFUSED" ||
+    (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED"));
   if (worthRetrying) {
     deps.metrics.events.inc({ result: "failed" });
-    // A realm without valid tokens waits longer: reconnecting it takes a person.
+    // Without valid tokens or client credentials, waits are longer: the fix takes a person.
     const delay =
-      err.code === "QBO_UNAUTHORIZED"
+      err.code === "QBO_UNAUTHORIZED" || err.code === "QBO_CLIENT_REFUSED"
         ? 30 * deps.retryBaseMs
         : backoffMs(attempt, deps.retryBaseMs, 60 * deps.retryBaseMs);
     msg.nak(delay);

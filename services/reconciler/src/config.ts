@@ -1,15 +1,35 @@
 import { hostname } from "node:os";
 import { ENTITY_NAMES, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
 import type { LogLevel } from "@qbo-webhooks/observability";
-import { type QuickBooksSettings, quickbooksEnvFields, quickbooksSettings } from "@qbo-webhooks/quickbooks";
-import { booleanFlag, commaList, commonEnv, exportsTraces, integer, loadEnv } from "@qbo-webhooks/service-kit";
+import {
+  checkQuickBooksEnv,
+  type QuickBooksSettings,
+  quickbooksEnvFields,
+  quickbooksSettings,
+} from "@qbo-webhooks/quickbooks";
+import {
+  booleanFlag,
+  commaList,
+  commonEnv,
+  exportsTraces,
+  integer,
+  type ListenAddress,
+  loadEnv,
+  publicHttpEnv,
+} from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const MINUTE = 60_000;
 
 const ReconcilerEnv = z.object({
-  ...commonEnv(8083),
+  ...commonEnv(9093),
+  ...publicHttpEnv(8083),
   ...quickbooksEnvFields,
+  /**
+   * The bearer token operators present to `/connect` (on the ops port); without it, connecting is off.
+   * From a Secret; at least 32 characters (openssl rand -hex 32).
+   */
+  OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters (openssl rand -hex 32)").optional(),
   /** Where Intuit sends the user back after consent: this service's `/oauth/callback`, as registered with Intuit. */
   QBO_REDIRECT_URI: z.url("must be the URL of this service's /oauth/callback, as registered with Intuit").optional(),
   /** The entity types a newly connected company is followed for (default: every type webhooks announce). */
@@ -67,7 +87,11 @@ export interface LeaderSettings {
 
 export interface ReconcilerConfig extends QuickBooksSettings {
   readonly natsServers: readonly string[];
-  readonly httpPort: number;
+  /** The public port: `/oauth/callback`, where Intuit sends the browser back. */
+  readonly http: ListenAddress;
+  /** `/healthz`, `/readyz`, `/metrics` and the operators' `/connect`. */
+  readonly ops: ListenAddress;
+  readonly operatorToken: string | undefined;
   readonly redirectUri: string;
   readonly entities: readonly EntityName[];
   readonly leader: LeaderSettings;
@@ -91,17 +115,21 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
     ReconcilerEnv.refine((v) => v.LEADER_RENEW_DEADLINE_MS < v.LEADER_LEASE_MS, {
       path: ["LEADER_RENEW_DEADLINE_MS"],
       message: "must be shorter than LEADER_LEASE_MS, so a leader stops before it can be replaced",
-    }).refine((v) => v.SILENCE_MIN_MS <= v.SILENCE_MS, {
-      path: ["SILENCE_MIN_MS"],
-      message: "must not be longer than SILENCE_MS",
-    }),
+    })
+      .refine((v) => v.SILENCE_MIN_MS <= v.SILENCE_MS, {
+        path: ["SILENCE_MIN_MS"],
+        message: "must not be longer than SILENCE_MS",
+      })
+      .superRefine(checkQuickBooksEnv),
     env,
   );
   const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
   return {
     ...quickbooksSettings(c),
     natsServers: c.NATS_URL,
-    httpPort: c.HTTP_PORT,
+    http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
+    operatorToken: c.OPERATOR_TOKEN,
     redirectUri: c.QBO_REDIRECT_URI ?? `http://127.0.0.1:${c.HTTP_PORT}/oauth/callback`,
     entities: c.QBO_ENTITIES,
     leader: {

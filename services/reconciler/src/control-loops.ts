@@ -25,6 +25,8 @@ export interface LoopDeps extends CdcDeps {
   readonly metrics: ReconcilerMetrics;
   readonly logger: Logger;
   readonly client: NatsClient;
+  /** Told whether QuickBooks refused our client credentials (`invalid_client`) on the last refresh. */
+  readonly clientRefused: (problem: string | undefined) => void;
 }
 
 /**

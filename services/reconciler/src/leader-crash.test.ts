@@ -7,14 +7,15 @@ import { openBucket } from "@qbo-webhooks/messaging";
 import { freePort } from "@qbo-webhooks/messaging/testing";
 import { type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { consent, OPERATOR_TOKEN } from "./testing/reconciler-harness.js";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
 let pipeline: Pipeline;
-const replicas: { child: ChildProcess; port: number; id: string }[] = [];
+const replicas: { child: ChildProcess; port: number; opsPort: number; id: string }[] = [];
 
 async function spawnReconciler(id: string) {
-  const port = await freePort();
+  const [port, opsPort] = [await freePort(), await freePort()];
   const env = pipeline.processorEnv(id);
   const child = spawn(process.execPath, [MAIN], {
     env: {
@@ -24,7 +25,12 @@ async function spawnReconciler(id: string) {
       QBO_CLIENT_ID: env.QBO_CLIENT_ID,
       QBO_CLIENT_SECRET: env.QBO_CLIENT_SECRET,
       TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY,
+      QBO_ENVIRONMENT: "sandbox",
       HTTP_PORT: String(port),
+      HTTP_HOST: "127.0.0.1",
+      OPS_PORT: String(opsPort),
+      OPS_HOST: "127.0.0.1",
+      OPERATOR_TOKEN,
       QBO_REDIRECT_URI: `http://127.0.0.1:${port}/oauth/callback`,
       RECONCILER_ID: id,
       LEADER_ELECTION: "nats",
@@ -33,10 +39,10 @@ async function spawnReconciler(id: string) {
     } as Record<string, string>,
     stdio: ["ignore", "ignore", "inherit"],
   });
-  replicas.push({ child, port, id });
+  replicas.push({ child, port, opsPort, id });
 }
 
-const leads = async (port: number) =>
+const leads = async ({ opsPort: port }: { opsPort: number }) =>
   /^qbo_reconciler_leader(\{[^}]*\})? 1$/m.test(
     await fetch(`http://127.0.0.1:${port}/metrics`).then(
       (r) => r.text(),
@@ -58,28 +64,27 @@ it("leader - killed with -9, it is replaced within 30 s by the other replica, wh
   timeout: 90_000,
 }, async () => {
   const realms = new RealmRegistry(await openBucket(pipeline.reader, Buckets.realms, { replicas: 1 }));
-  const ready = (port: number) =>
+  const ready = ({ opsPort: port }: { opsPort: number }) =>
     fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
   await expect
-    .poll(async () => (await Promise.all(replicas.map((r) => ready(r.port)))).every(Boolean), { timeout: 20_000 })
+    .poll(async () => (await Promise.all(replicas.map(ready))).every(Boolean), { timeout: 20_000 })
     .toBe(true);
   await expect
-    .poll(async () => (await Promise.all(replicas.map((r) => leads(r.port)))).filter(Boolean).length, {
+    .poll(async () => (await Promise.all(replicas.map(leads))).filter(Boolean).length, {
       timeout: 20_000,
     })
     .toBe(1);
   const [first, second] = replicas as [(typeof replicas)[number], (typeof replicas)[number]];
-  const leader = (await leads(first.port)) ? first : second;
+  const leader = (await leads(first)) ? first : second;
   const other = leader === first ? second : first;
 
   // Connected through the follower: any replica serves the flow; the leader runs the CDC.
   const [company] = pipeline.realms;
   if (!company) throw new Error("no company");
-  const start = await fetch(`http://127.0.0.1:${other.port}/connect?realmId=${company.realmId}`);
-  expect(start.status).toBe(200);
+  expect((await consent(other, `realmId=${company.realmId}`)).status).toBe(200);
   await expect
     .poll(async () => (await realms.get(company.realmId))?.lastCdcResult, { timeout: 20_000 })
     .toBe("succeeded");
@@ -87,7 +92,7 @@ it("leader - killed with -9, it is replaced within 30 s by the other replica, wh
   leader.child.kill("SIGKILL");
   await once(leader.child, "exit");
   const killedAt = performance.now();
-  await expect.poll(() => leads(other.port), { timeout: 30_000, interval: 250 }).toBe(true);
+  await expect.poll(() => leads(other), { timeout: 30_000, interval: 250 }).toBe(true);
   const takeoverSeconds = (performance.now() - killedAt) / 1000;
   expect(takeoverSeconds).toBeLessThan(30);
 

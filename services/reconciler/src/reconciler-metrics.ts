@@ -12,6 +12,7 @@ export interface ReconcilerMetrics {
   readonly realms: Gauge<"status">;
   readonly tokenRefreshes: Counter<"result">;
   readonly leader: Gauge;
+  readonly clientRefused: Gauge;
 }
 
 /** The reconciler's metrics (../shared/DESIGN.md); per-realm detail lives in KV `qbo-realms`, not in labels. */
@@ -66,10 +67,15 @@ export function createReconcilerMetrics(registry: Registry): ReconcilerMetrics {
     }),
     tokenRefreshes: new Counter({
       name: "qbo_token_refreshes_total",
-      help: "Token refreshes by this replica, by result (refreshed, refused, failed).",
+      help: "Token refreshes by this replica, by result (refreshed, refused: invalid_grant, client_refused: invalid_client, failed).",
       labelNames: ["result"],
       registers,
     }),
     leader: new Gauge({ name: "qbo_reconciler_leader", help: "1 while this replica leads.", registers }),
+    clientRefused: new Gauge({
+      name: "qbo_oauth_client_refused",
+      help: "1 while QuickBooks refuses our client id or secret (invalid_client): no token can be refreshed until it is fixed.",
+      registers,
+    }),
   };
 }

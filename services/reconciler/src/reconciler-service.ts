@@ -1,15 +1,17 @@
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import { type BucketName, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
+import { listen } from "@qbo-webhooks/service-kit";
 import express from "express";
 import type { Registry } from "prom-client";
 import type { ReconcilerConfig } from "./config.js";
-import { connectRoutes } from "./connect-routes.js";
+import { ConnectFlows } from "./connect-flows.js";
+import { type ConnectSettings, callbackRoute, connectRoute } from "./connect-routes.js";
 import { ControlLoops } from "./control-loops.js";
 import { KubernetesLeaseLock } from "./leader/kubernetes-lease-lock.js";
 import { KvLeaderLock } from "./leader/kv-leader-lock.js";
@@ -18,7 +20,10 @@ import type { LeaderLock } from "./leader/leader-lock.js";
 import { createReconcilerMetrics } from "./reconciler-metrics.js";
 
 export interface ReconcilerService {
+  /** The public port: `/oauth/callback`. */
   readonly port: number;
+  /** `/healthz`, `/readyz`, `/metrics` and the operators' `/connect`. */
+  readonly opsPort: number;
   readonly registry: Registry;
   isLeader(): boolean;
   isReady(): boolean;
@@ -69,28 +74,41 @@ export async function startReconciler(
   const versions = new EntityVersions(await bucket(Buckets.entityVersions));
 
   let closing = false;
+  let clientProblem: string | undefined;
   const isReady = () => !closing && client.connected;
-  const app = express();
-  app.disable("x-powered-by");
-  app.use((req, res, next) => {
-    if (!handleOpsRequest({ registry, isReady }, req, res)) next();
+  const connect: ConnectSettings = {
+    oauth,
+    authorizeUrl: config.authorizeUrl,
+    apiBaseUrl: config.apiBaseUrl,
+    redirectUri: config.redirectUri,
+    environment: config.environment,
+    entities: config.entities,
+    operatorToken: config.operatorToken,
+    flows: new ConnectFlows(
+      await bucket(Buckets.connectFlows),
+      createHmac("sha256", config.tokenKey).update("oauth-state").digest(),
+    ),
+    tokens,
+    registry: realms,
+    logger,
+    now,
+  };
+  // The public port: only where Intuit sends the browser back.
+  const publicApp = express();
+  publicApp.disable("x-powered-by");
+  publicApp.use(callbackRoute(connect));
+  const server = createServer(publicApp);
+  const port = await listen(server, config.http);
+  // The ops port: health, metrics, and the operators' /connect.
+  const opsApp = express();
+  opsApp.disable("x-powered-by");
+  const ops = { registry, isReady, problems: () => (clientProblem ? [clientProblem] : []) };
+  opsApp.use((req, res, next) => {
+    if (!handleOpsRequest(ops, req, res)) next();
   });
-  app.use(
-    connectRoutes({
-      oauth,
-      authorizeUrl: config.authorizeUrl,
-      redirectUri: config.redirectUri,
-      environment: config.environment,
-      entities: config.entities,
-      stateKey: createHmac("sha256", config.tokenKey).update("oauth-state").digest(),
-      tokens,
-      registry: realms,
-      logger,
-      now,
-    }),
-  );
-  const server = app.listen(config.httpPort);
-  await once(server, "listening");
+  opsApp.use(connectRoute(connect));
+  const opsServer = createServer(opsApp);
+  const opsPort = await listen(opsServer, config.ops);
 
   let elector: LeaderElector | undefined;
   const loops = new ControlLoops(
@@ -106,6 +124,10 @@ export async function startReconciler(
       now,
       missedGraceMs: config.missedGraceMs,
       stillLeader: () => elector?.isLeader() === true && !closing,
+      clientRefused: (problem) => {
+        clientProblem = problem && `QuickBooks refuses our client credentials: ${problem}`;
+        metrics.clientRefused.set(problem ? 1 : 0);
+      },
     },
     {
       intervalMs: config.loopIntervalMs,
@@ -141,7 +163,8 @@ export async function startReconciler(
   logger.info({ reconcilerId: config.reconcilerId, lock: lock.description }, "reconciler started");
 
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
+    opsPort,
     registry,
     isLeader: () => elector?.isLeader() === true,
     isReady,
@@ -154,6 +177,8 @@ export async function startReconciler(
       await elector?.stop();
       await client.drain();
       await closed;
+      opsServer.close();
+      opsServer.closeAllConnections();
     },
   };
 }

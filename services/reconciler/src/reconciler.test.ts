@@ -6,7 +6,13 @@ import { logger, type Pipeline, startPipeline } from "@qbo-webhooks/processor/te
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ReconcilerService, startReconciler } from "./reconciler-service.js";
-import { connectThroughConsent, counter, differences, reconcilerConfig } from "./testing/reconciler-harness.js";
+import {
+  connectThroughConsent,
+  consent,
+  counter,
+  differences,
+  reconcilerConfig,
+} from "./testing/reconciler-harness.js";
 
 const HOUR = 3600_000;
 
@@ -40,15 +46,13 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
   it("connect - /connect through consent to /oauth/callback stores tokens and registers the realm; a full resync copies what exists", async () => {
     // Entities made before the company connected: no webhook will ever announce them.
     for (const company of pipeline.realms) company.create("Customer");
+    const [first, second] = reconcilers as [ReconcilerService, ReconcilerService];
     for (const company of pipeline.realms) {
-      const response = await fetch(`http://127.0.0.1:${reconcilers[0]?.port}/connect?realmId=${company.realmId}`, {
-        redirect: "manual",
+      // Started on one replica, back through the other: the flows are shared through KV.
+      const answer = await consent(first, `realmId=${company.realmId}`, ({ url, cookie }) => {
+        url.port = String(second.port);
+        return { url, cookie };
       });
-      expect(response.status).toBe(302);
-      const consent = await fetch(response.headers.get("location") ?? "", { redirect: "manual" });
-      const callback = new URL(consent.headers.get("location") ?? "");
-      // Intuit sends the browser back to the registered redirect URI: here, the reconciler itself.
-      const answer = await fetch(`http://127.0.0.1:${reconcilers[1]?.port}/oauth/callback${callback.search}`);
       expect(answer.status).toBe(200);
       expect(await answer.json()).toMatchObject({ realmId: company.realmId, status: "connected" });
     }

@@ -10,6 +10,8 @@ export interface TokenKeeperDeps {
   readonly metrics: ReconcilerMetrics;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Told whether QuickBooks refused our client credentials (`invalid_client`) on the last refresh. */
+  readonly clientRefused: (problem: string | undefined) => void;
 }
 
 /**
@@ -22,7 +24,10 @@ export async function keepTokensAlive(deps: TokenKeeperDeps, realm: RealmRecord,
   if (expiresAt !== undefined && expiresAt - aheadMs > deps.now()) return true;
   try {
     const { tokens, refreshed } = await deps.tokens.refreshIfExpiring(realm.realmId, aheadMs);
-    if (refreshed) deps.metrics.tokenRefreshes.inc({ result: "refreshed" });
+    if (refreshed) {
+      deps.metrics.tokenRefreshes.inc({ result: "refreshed" });
+      deps.clientRefused(undefined);
+    }
     if (realm.accessTokenExpiresAt !== tokens.accessExpiresAt) {
       await deps.registry.update(
         realm.realmId,
@@ -45,6 +50,13 @@ export async function keepTokensAlive(deps: TokenKeeperDeps, realm: RealmRecord,
           },
       );
       return false;
+    }
+    if (err instanceof QuickBooksError && err.code === "QBO_CLIENT_REFUSED") {
+      // Our configuration, not the company: its tokens stay, and it stays connected.
+      deps.metrics.tokenRefreshes.inc({ result: "client_refused" });
+      deps.logger.error({ realmId: realm.realmId, err }, "QuickBooks refused our client credentials; tokens kept");
+      deps.clientRefused(err.message);
+      return true;
     }
     deps.metrics.tokenRefreshes.inc({ result: "failed" });
     deps.logger.warn({ realmId: realm.realmId, err }, "token refresh failed; will retry");

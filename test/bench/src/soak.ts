@@ -27,7 +27,7 @@ const SAMPLE_MS = 10_000;
 const WARM_UP_MS = (settings.SOAK_MINUTES * 60_000) / 3;
 const LIMIT_MB = 150;
 const MAX_GROWTH = 0.1;
-const INGRESS = "http://127.0.0.1:8080";
+const INGRESS_OPS = "http://127.0.0.1:9090";
 const NATS_MONITOR = "http://127.0.0.1:8222";
 
 interface Sample {
@@ -132,7 +132,7 @@ async function residentMb(pid: number): Promise<number> {
 }
 
 async function notificationsAccepted(): Promise<number> {
-  const text = await fetch(`${INGRESS}/metrics`)
+  const text = await fetch(`${INGRESS_OPS}/metrics`)
     .then((r) => r.text())
     .catch(() => "");
   let total = 0;

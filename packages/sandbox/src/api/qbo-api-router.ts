@@ -93,6 +93,14 @@ export function qboApiRouter(host: ApiHost): Router {
     (req: Request<{ realmId: string }>, res) => runQuery(host, req.params.realmId, String(req.body ?? ""), res),
   );
   router.get("/v3/company/:realmId/cdc", (req: Request<{ realmId: string }>, res) => runCdc(host, req, res));
+  router.get("/v3/company/:realmId/companyinfo/:id", (req: Request<{ realmId: string; id: string }>, res) => {
+    const { realmId, id } = req.params;
+    if (id !== realmId || !host.company(realmId)) return objectNotFound(res, faultStyle(host), `CompanyInfo ${id}`);
+    res.json({
+      CompanyInfo: { Id: realmId, CompanyName: host.company(realmId)?.name, Country: "US", SyncToken: "0" },
+      time: formatQboTime(host.now()),
+    });
+  });
   router.get(
     "/v3/company/:realmId/:entity/:id",
     (req: Request<{ realmId: string; entity: string; id: string }>, res) => {

@@ -1,12 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
+import { testIngressConfig } from "@qbo-webhooks/ingress/testing";
 import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/service";
 import { KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
+import type { ListenAddress } from "@qbo-webhooks/service-kit";
 import type { ProcessorConfig } from "../config.js";
 import { DELIVERY_SECRET } from "./app-receiver.js";
 
@@ -43,24 +45,15 @@ export async function startPipeline(
   // A cluster answers JetStream requests once it has elected its meta leader.
   await untilAnswers(() => reader.jsm.getAccountInfo(), 30_000);
   const sandbox = await Sandbox.start({ seed: 21 });
-  const ingressConfig = (httpPort: number) => ({
-    natsServers,
-    httpPort,
-    verifierTokens: [TOKEN],
-    maxBodyBytes: 4 * 1024 * 1024,
-    publishTimeoutMs: 2000,
-    streamReplicas: replicas,
-    shutdownDeadlineMs: 8000,
-    logLevel: "silent" as const,
-    exportTraces: false,
-  });
+  const ingressConfig = (httpPort: number) =>
+    testIngressConfig(natsServers, [TOKEN], { http: loopback(httpPort), streamReplicas: replicas });
   let ingress: IngressService = await startIngress(ingressConfig(0), logger);
   await ingress.ready;
   const ingressPort = ingress.port;
   const ordering: OrderingService = await startOrdering(
     {
       natsServers,
-      httpPort: 0,
+      ops: loopback(0),
       partitions,
       maxAttempts: 5,
       streamReplicas: replicas,
@@ -159,7 +152,7 @@ export async function startPipeline(
       : {}),
     fetchStrategy,
     natsServers,
-    httpPort: 0,
+    ops: loopback(0),
     partitions,
     environment: "sandbox",
     apiBaseUrl: sandbox.url,
@@ -188,8 +181,10 @@ export async function startPipeline(
       : {}),
     NATS_URL: natsServers.join(","),
     NATS_STREAM_REPLICAS: String(replicas),
-    HTTP_PORT: "0",
+    OPS_PORT: "0",
+    OPS_HOST: "127.0.0.1",
     PARTITIONS: String(partitions),
+    QBO_ENVIRONMENT: "sandbox",
     QBO_API_BASE_URL: sandbox.url,
     QBO_CLIENT_ID: "client",
     QBO_CLIENT_SECRET: "secret",
@@ -282,6 +277,11 @@ export async function startPipeline(
 }
 
 export type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
+
+/** Tests listen on loopback only. */
+export function loopback(port: number): ListenAddress {
+  return { port, host: "127.0.0.1" };
+}
 
 async function untilAnswers(request: () => Promise<unknown>, limitMs: number): Promise<void> {
   const deadline = performance.now() + limitMs;

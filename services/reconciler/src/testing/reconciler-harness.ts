@@ -1,8 +1,11 @@
 import { ENTITY_NAMES } from "@qbo-webhooks/contracts";
-import type { Pipeline } from "@qbo-webhooks/processor/testing";
+import { loopback, type Pipeline } from "@qbo-webhooks/processor/testing";
 import type { Counter } from "prom-client";
 import type { ReconcilerConfig } from "../config.js";
 import type { ReconcilerService } from "../reconciler-service.js";
+
+/** The operators' bearer token for `/connect` in tests. */
+export const OPERATOR_TOKEN = "test-operator-token-0123456789abcdef";
 
 /** A reconciler for the pipeline harness: fast loops, short leases, the sandbox as QuickBooks. */
 export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConfig {
@@ -16,7 +19,9 @@ export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConf
     clientSecret: base.clientSecret,
     tokenKey: base.tokenKey,
     natsServers: base.natsServers,
-    httpPort: 0,
+    http: loopback(0),
+    ops: loopback(0),
+    operatorToken: OPERATOR_TOKEN,
     redirectUri: "http://127.0.0.1/oauth/callback",
     // Every type webhooks announce, as a new company follows by default.
     entities: [...ENTITY_NAMES],
@@ -59,15 +64,32 @@ export async function counter(
 /** Connects every sandbox company through the reconciler's OAuth flow, as a user in a browser would. */
 export async function connectThroughConsent(pipeline: Pipeline, reconciler: ReconcilerService): Promise<void> {
   for (const company of pipeline.realms) {
-    const start = await fetch(`http://127.0.0.1:${reconciler.port}/connect?realmId=${company.realmId}`, {
-      redirect: "manual",
-    });
-    if (start.status !== 302) throw new Error(`/connect answered ${start.status}`);
-    const consent = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
-    const callback = new URL(consent.headers.get("location") ?? "");
-    const answer = await fetch(`http://127.0.0.1:${reconciler.port}/oauth/callback${callback.search}`);
+    const answer = await consent(reconciler, `realmId=${company.realmId}`);
     if (answer.status !== 200) throw new Error(`/oauth/callback answered ${answer.status}: ${await answer.text()}`);
   }
+}
+
+/**
+ * One connect flow as an operator's browser goes through it: `/connect` on the ops port with the
+ * operator token, Intuit's (the sandbox's) consent, then the callback on the public port with the
+ * cookie `/connect` set. Answers the callback's response; `alter` changes the callback first.
+ */
+export async function consent(
+  reconciler: Pick<ReconcilerService, "port" | "opsPort">,
+  query: string,
+  alter: (callback: { url: URL; cookie: string }) => { url: URL; cookie: string } = (c) => c,
+): Promise<Response> {
+  const start = await fetch(`http://127.0.0.1:${reconciler.opsPort}/connect?${query}`, {
+    headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+    redirect: "manual",
+  });
+  if (start.status !== 302) throw new Error(`/connect answered ${start.status}: ${await start.text()}`);
+  const cookie = (start.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  const approved = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
+  const back = new URL(approved.headers.get("location") ?? "");
+  const url = new URL(`http://127.0.0.1:${reconciler.port}/oauth/callback${back.search}`);
+  const callback = alter({ url, cookie });
+  return fetch(callback.url, { headers: { cookie: callback.cookie } });
 }
 
 type Copy = Record<string, Record<string, string>>;
