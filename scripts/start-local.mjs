@@ -60,17 +60,36 @@ async function stop(code) {
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
 
+// Each service connects as its own NATS user (config/nats-auth.conf); the passwords are made once
+// and kept in .data. Against a NATS of your own (NATS_URL), the services take NATS_* from you.
+const natsUsers = ["ingress", "ordering", "processor", "reconciler", "operator"];
+let natsAs = () => ({});
 if (!process.env.NATS_URL) {
   mkdirSync(join(root, ".data"), { recursive: true });
+  const passwordsFile = join(root, ".data", "nats-passwords.json");
+  // nats-server reads $VAR values as config values: a password must start with a letter to be a string.
+  if (!existsSync(passwordsFile)) {
+    const made = Object.fromEntries(natsUsers.map((user) => [user, `qbo-${randomBytes(18).toString("hex")}`]));
+    writeFileSync(passwordsFile, JSON.stringify(made, null, 2), { mode: 0o600 });
+  }
+  const passwords = JSON.parse(readFileSync(passwordsFile, "utf8"));
+  // The CLI and `npm run tail` read this (npm scripts pass it with --env-file).
+  writeFileSync(join(root, ".data", "nats.env"), `NATS_USER=operator\nNATS_PASSWORD=${passwords.operator}\n`, {
+    mode: 0o600,
+  });
+  natsAs = (user) => ({ NATS_USER: user, NATS_PASSWORD: passwords[user] });
   // The sandbox keeps its companies in memory, so yesterday's events would name entities it no
   // longer has: every run starts from an empty store.
   rmSync(join(root, ".data", "jetstream"), { recursive: true, force: true });
-  run("nats", join(root, ".tools", "bin", "nats-server"), ["-c", natsConfig, "-p", String(natsPort)]);
+  run("nats", join(root, ".tools", "bin", "nats-server"), ["-c", natsConfig, "-p", String(natsPort)], {
+    ...Object.fromEntries(natsUsers.map((user) => [`QBO_NATS_${user.toUpperCase()}_PASSWORD`, passwords[user]])),
+  });
 }
 // Everything listens on loopback only; ops ports (health, metrics, /connect) are 9090 and up.
 const local = { HTTP_HOST: "127.0.0.1", OPS_HOST: "127.0.0.1" };
 run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "main.js")], {
   ...local,
+  ...natsAs("ingress"),
   NATS_URL: natsUrl,
   HTTP_PORT: httpPort,
   OPS_PORT: "9090",
@@ -106,10 +125,12 @@ const quickbooksEnv = {
 const pipelineEnv = { ...local, NATS_URL: natsUrl, PARTITIONS: partitions };
 run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
   ...pipelineEnv,
+  ...natsAs("ordering"),
   OPS_PORT: "9091",
 });
 run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "main.js")], {
   ...pipelineEnv,
+  ...natsAs("reconciler"),
   ...quickbooksEnv,
   HTTP_PORT: "8083",
   OPS_PORT: "9093",
@@ -122,6 +143,7 @@ for (let i = 0; i < processors; i++) {
   run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "main.js")], {
     ...pipelineEnv,
     ...quickbooksEnv,
+    ...natsAs("processor"),
     // 9093 is the reconciler's.
     OPS_PORT: String(i === 0 ? 9092 : 9093 + i),
     PROCESSOR_ID: `local-${i + 1}`,

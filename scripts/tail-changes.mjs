@@ -1,11 +1,15 @@
 // `npm run tail`: prints the change feed (stream QBO_CHANGES) as it arrives, one line per change.
-// Usage: npm run tail -- [--all] [--realm ID]   (NATS_URL as for the services)
+// Usage: npm run tail -- [--all] [--realm ID]   (NATS_URL, NATS_USER/NATS_PASSWORD or NATS_TOKEN as for the services)
 import { parseArgs } from "node:util";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 
 const { values } = parseArgs({ options: { all: { type: "boolean", default: false }, realm: { type: "string" } } });
-const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222" }).catch((err) => {
+const nc = await connect({
+  servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+  ...(process.env.NATS_USER ? { user: process.env.NATS_USER, pass: process.env.NATS_PASSWORD ?? "" } : {}),
+  ...(process.env.NATS_TOKEN ? { token: process.env.NATS_TOKEN } : {}),
+}).catch((err) => {
   console.error(`cannot reach NATS: ${err.message}. Is \`npm start\` running?`);
   process.exit(1);
 });

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // qbo-webhooks: operate the pipeline from a terminal. `qbo-webhooks help` lists the commands.
 import { parseArgs } from "node:util";
-import { NatsClient } from "@qbo-webhooks/messaging";
+import { type NatsAuth, NatsClient } from "@qbo-webhooks/messaging";
 import { createLogger } from "@qbo-webhooks/observability";
+import { ConfigError, loadNatsAuth } from "@qbo-webhooks/service-kit";
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 
@@ -83,8 +84,15 @@ if (seqs.some((n) => !Number.isInteger(n) || n < 1))
   fail("sequence numbers are whole numbers; see `qbo-webhooks dlq list`");
 
 const logger = createLogger({ service: "cli", level: "silent" });
+let auth: NatsAuth;
+try {
+  auth = loadNatsAuth(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  fail(`${err.message}\n(NATS credentials: NATS_USER and NATS_PASSWORD, NATS_CREDS, NATS_NKEY_SEED or NATS_TOKEN)`);
+}
 const client = await Promise.race([
-  NatsClient.connect({ servers: values.nats.split(","), name: "qbo-webhooks-cli", logger }),
+  NatsClient.connect({ servers: values.nats.split(","), name: "qbo-webhooks-cli", logger, auth }),
   new Promise<never>((_, reject) =>
     setTimeout(() => reject(new Error(`cannot reach NATS at ${values.nats}`)), 5000).unref(),
   ),

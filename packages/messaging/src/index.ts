@@ -11,7 +11,7 @@ export { FencedAppender } from "./fenced-appender.js";
 export type { KV, KvEntry } from "./kv-bucket.js";
 export { isRevisionConflict, kvKey, openBucket } from "./kv-bucket.js";
 export { updateWithCas } from "./kv-update.js";
-export type { NatsClientOptions } from "./nats-client.js";
+export type { NatsAuth, NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";
 export { isStorageUnavailable, PublishError, publishDurable } from "./publish-durable.js";

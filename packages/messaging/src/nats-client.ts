@@ -1,5 +1,13 @@
+import { readFileSync } from "node:fs";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  nkeyAuthenticator,
+} from "@nats-io/transport-node";
 import type { Logger } from "@qbo-webhooks/observability";
 
 export interface NatsClientOptions {
@@ -8,6 +16,35 @@ export interface NatsClientOptions {
   /** Shown in the server's connection list, e.g. `ingress`. */
   readonly name: string;
   readonly logger: Logger;
+  /** Who this client is to the server, and how the connection is encrypted; none means anonymous, plain. */
+  readonly auth?: NatsAuth;
+}
+
+/** The usual NATS ways to authenticate (at most one) and TLS; files are read at connect. */
+export interface NatsAuth {
+  /** A `.creds` file (JWT and NKey seed), as `nsc` writes it. */
+  readonly credsFile?: string;
+  /** A file holding an NKey user seed (`SU...`). */
+  readonly nkeySeedFile?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly token?: string;
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
+}
+
+function connectionAuth(auth: NatsAuth | undefined): Partial<ConnectionOptions> {
+  if (!auth) return {};
+  const authenticators: Authenticator[] = [];
+  if (auth.credsFile) authenticators.push(credsAuthenticator(readFileSync(auth.credsFile)));
+  if (auth.nkeySeedFile) {
+    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(readFileSync(auth.nkeySeedFile, "utf8").trim())));
+  }
+  return {
+    ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),
+    ...(auth.user !== undefined ? { user: auth.user, pass: auth.password ?? "" } : {}),
+    ...(auth.token !== undefined ? { token: auth.token } : {}),
+    ...(auth.tls ? { tls: { ...auth.tls } } : {}),
+  };
 }
 
 type ReconnectListener = () => Promise<void>;
@@ -43,6 +80,7 @@ export class NatsClient {
       // Capturing a stack trace for every request costs ~8% of the ingress's CPU at load; our
       // errors are typed and logged where they happen, so the extra async frames are not needed.
       noAsyncTraces: true,
+      ...connectionAuth(options.auth),
     });
     const jsm = await jetstreamManager(nc, { checkAPI: false });
     options.logger.info({ server: nc.getServer() }, "connected to NATS");

@@ -16,6 +16,11 @@ export type PublishErrorCode =
    */
   | "STREAM_FULL"
   /**
+   * The server does not let this client publish to the subject (its NATS user's permissions): a
+   * configuration error; nothing was stored, and nothing will be until the permissions are fixed.
+   */
+  | "PUBLISH_FORBIDDEN"
+  /**
    * A fenced append found that someone else appended to the subject since this writer last did,
    * and this writer may no longer write (its lease lapsed): nothing was stored.
    */
@@ -81,6 +86,11 @@ export async function publishDurable(
 }
 
 function toPublishError(err: unknown, timeoutMs: number): PublishError {
+  // A request (the publish waits for its PubAck) fails with the server's permissions error as its cause.
+  const violation = err instanceof Error && err.cause instanceof errors.PermissionViolationError ? err.cause : err;
+  if (violation instanceof errors.PermissionViolationError) {
+    return new PublishError("PUBLISH_FORBIDDEN", `not allowed to publish: ${violation.message}`, { cause: err });
+  }
   if (err instanceof errors.TimeoutError) {
     return new PublishError("PUBLISH_TIMEOUT", `no PubAck within ${timeoutMs} ms`, { cause: err });
   }
@@ -107,13 +117,17 @@ function toPublishError(err: unknown, timeoutMs: number): PublishError {
 }
 
 /**
- * Whether the store, not the message, is at fault (NATS unreachable, no PubAck, the stream full):
+ * Whether the store, not the message, is at fault (NATS unreachable, no PubAck, the stream full, our
+ * permissions):
  * the same message will be stored later, so it must wait, not count towards dead-lettering.
  */
 export function isStorageUnavailable(err: unknown): boolean {
   return (
     err instanceof PublishError &&
-    (err.code === "NATS_UNAVAILABLE" || err.code === "PUBLISH_TIMEOUT" || err.code === "STREAM_FULL")
+    (err.code === "NATS_UNAVAILABLE" ||
+      err.code === "PUBLISH_TIMEOUT" ||
+      err.code === "STREAM_FULL" ||
+      err.code === "PUBLISH_FORBIDDEN")
   );
 }
 

@@ -1,4 +1,14 @@
-export { booleanFlag, commaList, commonEnv, exportsTraces, integer, publicHttpEnv } from "./env-fields.js";
+export {
+  booleanFlag,
+  checkNatsAuthEnv,
+  commaList,
+  commonEnv,
+  exportsTraces,
+  integer,
+  loadNatsAuth,
+  natsAuthOf,
+  publicHttpEnv,
+} from "./env-fields.js";
 export { type ListenAddress, listen } from "./listen.js";
 export { ConfigError, loadEnv } from "./load-env.js";
 export type { RunningService, ServiceDefinition } from "./run-service.js";

@@ -1,15 +1,18 @@
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { booleanFlag, commaList, commonEnv, exportsTraces, integer } from "./env-fields.js";
+import { booleanFlag, commaList, commonEnv, exportsTraces, integer, loadNatsAuth } from "./env-fields.js";
 import { ConfigError, loadEnv } from "./load-env.js";
 
+const HERE = fileURLToPath(import.meta.url);
 const Schema = z.object({ ...commonEnv(9000), COUNT: integer(1, 10, 3), FLAG: booleanFlag(false) });
 
 describe("load-env", () => {
   it("load-env - applies defaults shared by every service", () => {
     expect(loadEnv(Schema, {})).toMatchObject({
       NATS_URL: ["nats://127.0.0.1:4222"],
-      HTTP_PORT: 9000,
+      OPS_PORT: 9000,
+      OPS_HOST: "0.0.0.0",
       NATS_STREAM_REPLICAS: 1,
       SHUTDOWN_DEADLINE_MS: 8000,
       LOG_LEVEL: "info",
@@ -36,5 +39,16 @@ describe("load-env", () => {
     expect(exportsTraces({ OTEL_SDK_DISABLED: false, OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" })).toBe(true);
     expect(exportsTraces({ OTEL_SDK_DISABLED: true, OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" })).toBe(false);
     expect(exportsTraces({ OTEL_SDK_DISABLED: false })).toBe(false);
+  });
+
+  it("nats auth - one way to authenticate, a password with its user, a certificate with its key, files that exist", () => {
+    expect(loadNatsAuth({})).toEqual({});
+    expect(loadNatsAuth({ NATS_USER: "ingress", NATS_PASSWORD: "pw" })).toEqual({ user: "ingress", password: "pw" });
+    expect(loadNatsAuth({ NATS_CA: HERE })).toEqual({ tls: { caFile: HERE } });
+    expect(() => loadNatsAuth({ NATS_USER: "a", NATS_TOKEN: "t" })).toThrow(/NATS_TOKEN cannot be set with NATS_USER/);
+    expect(() => loadNatsAuth({ NATS_PASSWORD: "pw" })).toThrow(/NATS_PASSWORD needs NATS_USER/);
+    expect(() => loadNatsAuth({ NATS_CERT: HERE })).toThrow(/NATS_CERT and NATS_KEY go together/);
+    expect(() => loadNatsAuth({ NATS_CREDS: "/no/such/file.creds" })).toThrow(/NATS_CREDS names no file/);
+    expect(() => loadNatsAuth({ NATS_USER: "a", NATS_PASSWORD: "s3cret", NATS_TOKEN: "t" })).not.toThrow(/s3cret/);
   });
 });

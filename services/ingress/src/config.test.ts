@@ -6,6 +6,7 @@ describe("config", () => {
   it("config - applies the documented defaults", () => {
     expect(loadConfig({ QBO_VERIFIER_TOKENS: "a" })).toEqual({
       natsServers: ["nats://127.0.0.1:4222"],
+      natsAuth: {},
       http: { port: 8080, host: "0.0.0.0" },
       ops: { port: 9090, host: "0.0.0.0" },
       verifierTokens: ["a"],

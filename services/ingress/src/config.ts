@@ -1,11 +1,14 @@
+import type { NatsAuth } from "@qbo-webhooks/messaging";
 import type { LogLevel } from "@qbo-webhooks/observability";
 import {
+  checkNatsAuthEnv,
   commaList,
   commonEnv,
   exportsTraces,
   integer,
   type ListenAddress,
   loadEnv,
+  natsAuthOf,
   publicHttpEnv,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
@@ -24,6 +27,8 @@ const IngressEnv = z.object({
 
 export interface IngressConfig {
   readonly natsServers: readonly string[];
+  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
+  readonly natsAuth?: NatsAuth;
   /** The public port: `POST /webhooks/quickbooks` and nothing else. */
   readonly http: ListenAddress;
   /** `/healthz`, `/readyz`, `/metrics`: for the cluster, not the internet. */
@@ -48,11 +53,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): IngressConfig {
     IngressEnv.refine((v) => v.SHUTDOWN_DEADLINE_MS > v.PUBLISH_TIMEOUT_MS, {
       path: ["SHUTDOWN_DEADLINE_MS"],
       message: "must exceed PUBLISH_TIMEOUT_MS, or shutdown cuts off requests awaiting their PubAck",
-    }),
+    }).superRefine(checkNatsAuthEnv),
     env,
   );
   return {
     natsServers: c.NATS_URL,
+    natsAuth: natsAuthOf(c),
     http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
     ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     verifierTokens: c.QBO_VERIFIER_TOKENS,

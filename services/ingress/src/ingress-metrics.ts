@@ -14,6 +14,7 @@ export type WebhookReason =
   | "publish_timeout"
   | "publish_rejected"
   | "stream_full"
+  | "publish_forbidden"
   | "shutting_down"
   | "internal_error"
   /** The client hung up before it got an answer. */

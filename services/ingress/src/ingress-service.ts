@@ -62,7 +62,12 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   };
 
   const ready = (async () => {
-    const client = await NatsClient.connect({ servers: config.natsServers, name: "qbo-webhooks-ingress", logger });
+    const client = await NatsClient.connect({
+      servers: config.natsServers,
+      ...(config.natsAuth ? { auth: config.natsAuth } : {}),
+      name: "qbo-webhooks-ingress",
+      logger,
+    });
     nats = client;
     if (client.maxPayload < config.maxBodyBytes) {
       logger.error(

@@ -114,6 +114,7 @@ const PUBLISH_FAILURE_REASONS = {
   PUBLISH_TIMEOUT: "publish_timeout",
   PUBLISH_REJECTED: "publish_rejected",
   STREAM_FULL: "stream_full",
+  PUBLISH_FORBIDDEN: "publish_forbidden",
   // The ingress never appends fenced; listed so every code has its answer.
   PUBLISH_FENCED: "publish_rejected",
 } as const satisfies Record<PublishError["code"], WebhookReason>;

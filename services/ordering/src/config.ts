@@ -1,5 +1,14 @@
+import type { NatsAuth } from "@qbo-webhooks/messaging";
 import type { LogLevel } from "@qbo-webhooks/observability";
-import { commonEnv, exportsTraces, integer, type ListenAddress, loadEnv } from "@qbo-webhooks/service-kit";
+import {
+  checkNatsAuthEnv,
+  commonEnv,
+  exportsTraces,
+  integer,
+  type ListenAddress,
+  loadEnv,
+  natsAuthOf,
+} from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const OrderingEnv = z.object({
@@ -12,6 +21,8 @@ const OrderingEnv = z.object({
 
 export interface OrderingConfig {
   readonly natsServers: readonly string[];
+  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
+  readonly natsAuth?: NatsAuth;
   /** `/healthz`, `/readyz`, `/metrics`. */
   readonly ops: ListenAddress;
   readonly partitions: number;
@@ -24,9 +35,10 @@ export interface OrderingConfig {
 
 /** @throws {ConfigError} naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): OrderingConfig {
-  const c = loadEnv(OrderingEnv, env);
+  const c = loadEnv(OrderingEnv.superRefine(checkNatsAuthEnv), env);
   return {
     natsServers: c.NATS_URL,
+    natsAuth: natsAuthOf(c),
     ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     partitions: c.PARTITIONS,
     maxAttempts: c.MAX_ATTEMPTS,

@@ -24,7 +24,12 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
   let consumer: DurableConsumer | undefined;
   let closing = false;
 
-  const client = await NatsClient.connect({ servers: config.natsServers, name: "qbo-webhooks-ordering", logger });
+  const client = await NatsClient.connect({
+    servers: config.natsServers,
+    ...(config.natsAuth ? { auth: config.natsAuth } : {}),
+    name: "qbo-webhooks-ordering",
+    logger,
+  });
   const isReady = () => !closing && consumer !== undefined && client.connected;
   const server = createOpsServer({ registry, isReady });
   const opsPort = await listen(server, config.ops);

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import type { NatsAuth } from "@qbo-webhooks/messaging";
 import type { LogLevel } from "@qbo-webhooks/observability";
 import {
   checkQuickBooksEnv,
@@ -6,7 +7,15 @@ import {
   quickbooksEnvFields,
   quickbooksSettings,
 } from "@qbo-webhooks/quickbooks";
-import { commonEnv, exportsTraces, integer, type ListenAddress, loadEnv } from "@qbo-webhooks/service-kit";
+import {
+  checkNatsAuthEnv,
+  commonEnv,
+  exportsTraces,
+  integer,
+  type ListenAddress,
+  loadEnv,
+  natsAuthOf,
+} from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
 const ProcessorEnv = z.object({
@@ -55,6 +64,8 @@ export interface ProcessorConfig extends QuickBooksSettings {
   /** POST applied changes to the app; absent without DELIVERY_URL. */
   readonly delivery?: DeliveryConfig;
   readonly natsServers: readonly string[];
+  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
+  readonly natsAuth?: NatsAuth;
   /** `/healthz`, `/readyz`, `/metrics`. */
   readonly ops: ListenAddress;
   readonly partitions: number;
@@ -78,7 +89,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     ProcessorEnv.refine((v) => v.DELIVERY_URL === undefined || v.DELIVERY_SECRET !== undefined, {
       path: ["DELIVERY_SECRET"],
       message: "is required with DELIVERY_URL: the secret the app verifies signatures with (whsec_...)",
-    }).superRefine(checkQuickBooksEnv),
+    })
+      .superRefine(checkQuickBooksEnv)
+      .superRefine(checkNatsAuthEnv),
     env,
   );
   return {
@@ -94,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
         }
       : {}),
     natsServers: c.NATS_URL,
+    natsAuth: natsAuthOf(c),
     ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     partitions: c.PARTITIONS,
     ...quickbooksSettings(c),

@@ -38,6 +38,7 @@ export async function startProcessor(
   const metrics = createProcessorMetrics(registry);
   const client = await NatsClient.connect({
     servers: config.natsServers,
+    ...(config.natsAuth ? { auth: config.natsAuth } : {}),
     name: `qbo-webhooks-processor-${config.processorId}`,
     logger,
   });

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { ENTITY_NAMES, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
+import type { NatsAuth } from "@qbo-webhooks/messaging";
 import type { LogLevel } from "@qbo-webhooks/observability";
 import {
   checkQuickBooksEnv,
@@ -9,12 +10,14 @@ import {
 } from "@qbo-webhooks/quickbooks";
 import {
   booleanFlag,
+  checkNatsAuthEnv,
   commaList,
   commonEnv,
   exportsTraces,
   integer,
   type ListenAddress,
   loadEnv,
+  natsAuthOf,
   publicHttpEnv,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
@@ -87,6 +90,8 @@ export interface LeaderSettings {
 
 export interface ReconcilerConfig extends QuickBooksSettings {
   readonly natsServers: readonly string[];
+  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
+  readonly natsAuth?: NatsAuth;
   /** The public port: `/oauth/callback`, where Intuit sends the browser back. */
   readonly http: ListenAddress;
   /** `/healthz`, `/readyz`, `/metrics` and the operators' `/connect`. */
@@ -120,13 +125,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
         path: ["SILENCE_MIN_MS"],
         message: "must not be longer than SILENCE_MS",
       })
-      .superRefine(checkQuickBooksEnv),
+      .superRefine(checkQuickBooksEnv)
+      .superRefine(checkNatsAuthEnv),
     env,
   );
   const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
   return {
     ...quickbooksSettings(c),
     natsServers: c.NATS_URL,
+    natsAuth: natsAuthOf(c),
     http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
     ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     operatorToken: c.OPERATOR_TOKEN,

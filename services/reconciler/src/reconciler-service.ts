@@ -53,6 +53,7 @@ export async function startReconciler(
   const metrics = createReconcilerMetrics(registry);
   const client = await NatsClient.connect({
     servers: config.natsServers,
+    ...(config.natsAuth ? { auth: config.natsAuth } : {}),
     name: `qbo-webhooks-reconciler-${config.reconcilerId}`,
     logger,
   });

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,7 +10,14 @@ export interface NatsServerOptions {
   readonly syncAlways?: boolean;
   /** Bytes; 8 MiB by default, as in the shipped server config. */
   readonly maxPayload?: number;
+  /** A config file to include (an absolute path), such as the shipped users and permissions. */
+  readonly include?: string;
+  /** Environment of the server process: values the included config refers to (`$VAR`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
+
+/** The name an included config file gets in the server's directory. */
+const INCLUDED = "included.conf";
 
 /** One node of a cluster on loopback: its name and the route ports of every node. */
 interface ClusterNode {
@@ -32,6 +39,7 @@ export class NatsServerProcess {
     private readonly binary: string,
     /** The server's name in its cluster (what stream info names as leader); empty when alone. */
     readonly name: string,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServerProcess> {
@@ -43,8 +51,10 @@ export class NatsServerProcess {
   static async #prepare(options: NatsServerOptions, node?: ClusterNode): Promise<NatsServerProcess> {
     const dir = await mkdtemp(join(tmpdir(), "qbo-nats-"));
     const port = await freePort();
+    // nats-server resolves includes against the including file's directory: copy the file there.
+    if (options.include) await copyFile(options.include, join(dir, INCLUDED));
     await writeFile(join(dir, "nats-server.conf"), serverConfig(port, dir, options, node));
-    return new NatsServerProcess(port, dir, findNatsServerBinary(), node?.name ?? "");
+    return new NatsServerProcess(port, dir, findNatsServerBinary(), node?.name ?? "", options.env ?? {});
   }
 
   /**
@@ -80,6 +90,7 @@ export class NatsServerProcess {
   async restart(): Promise<void> {
     if (this.#child) throw new Error("nats-server is already running");
     const child = spawn(this.binary, ["-c", join(this.dir, "nats-server.conf")], {
+      env: { PATH: process.env.PATH ?? "", ...this.env },
       stdio: ["ignore", "ignore", "pipe"],
     });
     this.#child = child;
@@ -141,9 +152,10 @@ cluster {
 }
 `
     : "";
+  const include = options.include ? `include ./${INCLUDED}\n` : "";
   return `listen: 127.0.0.1:${port}
 max_payload: ${options.maxPayload ?? 8 * 1024 * 1024}
-${cluster}jetstream {
+${include}${cluster}jetstream {
   store_dir: ${JSON.stringify(join(dir, "jetstream"))}${sync}
 }
 `;

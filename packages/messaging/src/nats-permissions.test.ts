@@ -1,0 +1,111 @@
+import { fileURLToPath } from "node:url";
+import { type BucketName, Buckets, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { createLogger } from "@qbo-webhooks/observability";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureStream } from "./ensure-stream.js";
+import { openBucket } from "./kv-bucket.js";
+import { NatsClient } from "./nats-client.js";
+import { PublishError, publishDurable } from "./publish-durable.js";
+import { NatsServerProcess } from "./testing/index.js";
+
+const logger = createLogger({ service: "test", level: "silent" });
+/** The users and permissions we ship, as `npm start` and the chart run them. */
+const SHIPPED = fileURLToPath(new URL("../../../config/nats-auth.conf", import.meta.url));
+const USERS = ["ingress", "ordering", "processor", "reconciler", "operator"] as const;
+type User = (typeof USERS)[number];
+const password = (user: User) => `${user}-password-for-tests`;
+const body = new TextEncoder().encode("{}");
+
+describe("NATS: one user per service, each allowed only its own subjects (config/nats-auth.conf)", () => {
+  let server: NatsServerProcess;
+  const clients = new Map<User, NatsClient>();
+  const as = (user: User) => {
+    const client = clients.get(user);
+    if (!client) throw new Error(`no client for ${user}`);
+    return client;
+  };
+  beforeAll(async () => {
+    server = await NatsServerProcess.start({
+      include: SHIPPED,
+      env: Object.fromEntries(USERS.map((u) => [`QBO_NATS_${u.toUpperCase()}_PASSWORD`, password(u)])),
+    });
+    for (const user of USERS) {
+      clients.set(
+        user,
+        await NatsClient.connect({
+          servers: [server.url],
+          name: `test-${user}`,
+          logger,
+          auth: { user, password: password(user) },
+        }),
+      );
+    }
+    for (const spec of Object.values(Streams))
+      await ensureStream(as("operator").jsm, spec, { replicas: 1 }, { logger });
+  });
+  afterAll(async () => {
+    for (const client of clients.values()) await client.drain();
+    await server?.dispose();
+  });
+
+  const publishes = (user: User, subject: string) =>
+    publishDurable(as(user), subject, body, { msgId: `${user}-${subject}-${Math.random()}`, timeoutMs: 2000 }).then(
+      () => "stored",
+      (err: unknown) => (err instanceof PublishError ? err.code : `failed: ${String(err)}`),
+    );
+
+  it("nats - anonymous clients and wrong passwords are refused", async () => {
+    await expect(NatsClient.connect({ servers: [server.url], name: "anonymous", logger })).rejects.toThrow(
+      /Authorization Violation/i,
+    );
+    await expect(
+      NatsClient.connect({
+        servers: [server.url],
+        name: "wrong",
+        logger,
+        auth: { user: "ingress", password: "guess" },
+      }),
+    ).rejects.toThrow(/Authorization Violation/i);
+  });
+
+  it("nats - each service publishes its own subjects and nothing else", async () => {
+    const cases: [User, string, boolean][] = [
+      ["ingress", Subjects.webhooks, true],
+      ["ingress", Subjects.dlq("ingress"), true],
+      ["ingress", Subjects.events(1, "123"), false],
+      ["ingress", Subjects.changes("123", "Customer"), false],
+      ["ingress", Subjects.dlq("processor"), false],
+      ["ordering", Subjects.events(1, "123"), true],
+      ["ordering", Subjects.webhooks, false],
+      ["ordering", Subjects.changes("123", "Customer"), false],
+      ["processor", Subjects.changes("123", "Customer"), true],
+      ["processor", Subjects.deliveries(1, "123"), true],
+      ["processor", Subjects.webhooks, false],
+      ["processor", Subjects.events(1, "123"), false],
+      ["reconciler", Subjects.webhooks, true],
+      ["reconciler", Subjects.changes("123", "Customer"), false],
+    ];
+    const outcomes = await Promise.all(
+      cases.map(async ([user, subject]) => `${user} → ${subject}: ${await publishes(user, subject)}`),
+    );
+    expect(outcomes).toEqual(
+      cases.map(([user, subject, ok]) => `${user} → ${subject}: ${ok ? "stored" : "PUBLISH_FORBIDDEN"}`),
+    );
+  });
+
+  it("nats - buckets are written only by the services that own them; tokens never by the ingress or ordering", async () => {
+    await openBucket(as("operator"), Buckets.tokens, { replicas: 1 });
+    await openBucket(as("operator"), Buckets.entities, { replicas: 1 });
+    const writes = async (user: User, bucket: BucketName) =>
+      (await openBucket(as(user), bucket, { replicas: 1 })).put("k", "v").then(
+        () => "written",
+        () => "refused",
+      );
+    expect(await writes("processor", Buckets.tokens)).toBe("written");
+    expect(await writes("reconciler", Buckets.tokens)).toBe("written");
+    expect(await writes("ingress", Buckets.tokens)).toBe("refused");
+    expect(await writes("ordering", Buckets.tokens)).toBe("refused");
+    expect(await writes("reconciler", Buckets.entities)).toBe("refused");
+    expect(await writes("processor", Buckets.entities)).toBe("written");
+  });
+});
