@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import type { NatsAuth } from "@qbo-webhooks/messaging";
-import { LOG_LEVELS } from "@qbo-webhooks/observability";
+import { LOG_LEVELS, type LogLevel } from "@qbo-webhooks/observability";
 import { z } from "zod";
+import type { ListenAddress } from "./listen.js";
 import { loadEnv } from "./load-env.js";
 
 /** Comma-separated values, trimmed, blanks dropped. */
@@ -129,6 +130,33 @@ export const publicHttpEnv = (defaultPort: number) => ({
   HTTP_PORT: integer(0, 65_535, defaultPort),
   HTTP_HOST: bindHost,
 });
+
+/** What every service's configuration holds from `commonEnv`. */
+export interface CommonSettings {
+  readonly natsServers: readonly string[];
+  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
+  readonly natsAuth?: NatsAuth;
+  /** `/healthz`, `/readyz`, `/metrics`. */
+  readonly ops: ListenAddress;
+  readonly streamReplicas: number;
+  readonly shutdownDeadlineMs: number;
+  readonly logLevel: LogLevel;
+  /** Export spans over OTLP (an endpoint is set and the SDK is not disabled). */
+  readonly exportTraces: boolean;
+}
+
+/** The common settings from variables validated with `commonEnv` (and `checkNatsAuthEnv`). */
+export function commonSettings(c: z.output<z.ZodObject<ReturnType<typeof commonEnv>>>): CommonSettings {
+  return {
+    natsServers: c.NATS_URL,
+    natsAuth: natsAuthOf(c),
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
+    streamReplicas: c.NATS_STREAM_REPLICAS,
+    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
+    logLevel: c.LOG_LEVEL,
+    exportTraces: exportsTraces(c),
+  };
+}
 
 /** Whether spans go out over OTLP: an endpoint is set and the SDK is not disabled. */
 export function exportsTraces(env: {

@@ -1,8 +1,10 @@
 export {
   booleanFlag,
+  type CommonSettings,
   checkNatsAuthEnv,
   commaList,
   commonEnv,
+  commonSettings,
   exportsTraces,
   integer,
   loadNatsAuth,

@@ -1,14 +1,12 @@
-import type { NatsAuth } from "@qbo-webhooks/messaging";
-import type { LogLevel } from "@qbo-webhooks/observability";
 import {
+  type CommonSettings,
   checkNatsAuthEnv,
   commaList,
   commonEnv,
-  exportsTraces,
+  commonSettings,
   integer,
   type ListenAddress,
   loadEnv,
-  natsAuthOf,
   publicHttpEnv,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
@@ -25,10 +23,7 @@ const IngressEnv = z.object({
   PUBLISH_TIMEOUT_MS: integer(100, 2500, 2000),
 });
 
-export interface IngressConfig {
-  readonly natsServers: readonly string[];
-  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
-  readonly natsAuth?: NatsAuth;
+export interface IngressConfig extends CommonSettings {
   /** The public port: `POST /webhooks/quickbooks` and nothing else. */
   readonly http: ListenAddress;
   /** `/healthz`, `/readyz`, `/metrics`: for the cluster, not the internet. */
@@ -36,11 +31,6 @@ export interface IngressConfig {
   readonly verifierTokens: readonly string[];
   readonly maxBodyBytes: number;
   readonly publishTimeoutMs: number;
-  readonly streamReplicas: number;
-  readonly shutdownDeadlineMs: number;
-  readonly logLevel: LogLevel;
-  /** Export spans over OTLP (an endpoint is set and the SDK is not disabled). */
-  readonly exportTraces: boolean;
 }
 
 /**
@@ -57,16 +47,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): IngressConfig {
     env,
   );
   return {
-    natsServers: c.NATS_URL,
-    natsAuth: natsAuthOf(c),
+    ...commonSettings(c),
     http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
-    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     verifierTokens: c.QBO_VERIFIER_TOKENS,
     maxBodyBytes: c.MAX_BODY_BYTES,
     publishTimeoutMs: c.PUBLISH_TIMEOUT_MS,
-    streamReplicas: c.NATS_STREAM_REPLICAS,
-    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
-    logLevel: c.LOG_LEVEL,
-    exportTraces: exportsTraces(c),
   };
 }

@@ -1,13 +1,10 @@
-import type { NatsAuth } from "@qbo-webhooks/messaging";
-import type { LogLevel } from "@qbo-webhooks/observability";
 import {
+  type CommonSettings,
   checkNatsAuthEnv,
   commonEnv,
-  exportsTraces,
+  commonSettings,
   integer,
-  type ListenAddress,
   loadEnv,
-  natsAuthOf,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
@@ -19,32 +16,17 @@ const OrderingEnv = z.object({
   MAX_ATTEMPTS: integer(1, 100, 5),
 });
 
-export interface OrderingConfig {
-  readonly natsServers: readonly string[];
-  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
-  readonly natsAuth?: NatsAuth;
-  /** `/healthz`, `/readyz`, `/metrics`. */
-  readonly ops: ListenAddress;
+export interface OrderingConfig extends CommonSettings {
   readonly partitions: number;
   readonly maxAttempts: number;
-  readonly streamReplicas: number;
-  readonly shutdownDeadlineMs: number;
-  readonly logLevel: LogLevel;
-  readonly exportTraces: boolean;
 }
 
 /** @throws {ConfigError} naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): OrderingConfig {
   const c = loadEnv(OrderingEnv.superRefine(checkNatsAuthEnv), env);
   return {
-    natsServers: c.NATS_URL,
-    natsAuth: natsAuthOf(c),
-    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
+    ...commonSettings(c),
     partitions: c.PARTITIONS,
     maxAttempts: c.MAX_ATTEMPTS,
-    streamReplicas: c.NATS_STREAM_REPLICAS,
-    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
-    logLevel: c.LOG_LEVEL,
-    exportTraces: exportsTraces(c),
   };
 }

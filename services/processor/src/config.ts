@@ -1,6 +1,4 @@
 import { hostname } from "node:os";
-import type { NatsAuth } from "@qbo-webhooks/messaging";
-import type { LogLevel } from "@qbo-webhooks/observability";
 import {
   checkQuickBooksEnv,
   type QuickBooksSettings,
@@ -8,13 +6,12 @@ import {
   quickbooksSettings,
 } from "@qbo-webhooks/quickbooks";
 import {
+  type CommonSettings,
   checkNatsAuthEnv,
   commonEnv,
-  exportsTraces,
+  commonSettings,
   integer,
-  type ListenAddress,
   loadEnv,
-  natsAuthOf,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
@@ -60,14 +57,9 @@ export interface DeliveryConfig {
   readonly retryCapMs: number;
 }
 
-export interface ProcessorConfig extends QuickBooksSettings {
+export interface ProcessorConfig extends QuickBooksSettings, CommonSettings {
   /** POST applied changes to the app; absent without DELIVERY_URL. */
   readonly delivery?: DeliveryConfig;
-  readonly natsServers: readonly string[];
-  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
-  readonly natsAuth?: NatsAuth;
-  /** `/healthz`, `/readyz`, `/metrics`. */
-  readonly ops: ListenAddress;
   readonly partitions: number;
   readonly leaseTtlMs: number;
   readonly coalesceMs: number;
@@ -77,10 +69,6 @@ export interface ProcessorConfig extends QuickBooksSettings {
   readonly retryBaseMs: number;
   readonly throttleWaitMs: number;
   readonly processorId: string;
-  readonly streamReplicas: number;
-  readonly shutdownDeadlineMs: number;
-  readonly logLevel: LogLevel;
-  readonly exportTraces: boolean;
 }
 
 /** @throws {ConfigError} naming every bad variable; secrets are never echoed. */
@@ -95,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     env,
   );
   return {
+    ...commonSettings(c),
     ...(c.DELIVERY_URL && c.DELIVERY_SECRET
       ? {
           delivery: {
@@ -106,9 +95,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
           },
         }
       : {}),
-    natsServers: c.NATS_URL,
-    natsAuth: natsAuthOf(c),
-    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     partitions: c.PARTITIONS,
     ...quickbooksSettings(c),
     leaseTtlMs: c.LEASE_TTL_MS,
@@ -119,9 +105,5 @@ export function loadConfig(env: NodeJS.ProcessEnv): ProcessorConfig {
     retryBaseMs: c.RETRY_BASE_MS,
     throttleWaitMs: c.THROTTLE_WAIT_MS,
     processorId: c.PROCESSOR_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}`,
-    streamReplicas: c.NATS_STREAM_REPLICAS,
-    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
-    logLevel: c.LOG_LEVEL,
-    exportTraces: exportsTraces(c),
   };
 }

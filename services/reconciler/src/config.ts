@@ -1,7 +1,5 @@
 import { hostname } from "node:os";
 import { ENTITY_NAMES, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
-import type { NatsAuth } from "@qbo-webhooks/messaging";
-import type { LogLevel } from "@qbo-webhooks/observability";
 import {
   checkQuickBooksEnv,
   type QuickBooksSettings,
@@ -10,14 +8,14 @@ import {
 } from "@qbo-webhooks/quickbooks";
 import {
   booleanFlag,
+  type CommonSettings,
   checkNatsAuthEnv,
   commaList,
   commonEnv,
-  exportsTraces,
+  commonSettings,
   integer,
   type ListenAddress,
   loadEnv,
-  natsAuthOf,
   publicHttpEnv,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
@@ -88,10 +86,7 @@ export interface LeaderSettings {
   readonly retryMs: number;
 }
 
-export interface ReconcilerConfig extends QuickBooksSettings {
-  readonly natsServers: readonly string[];
-  /** Credentials and TLS for NATS (NATS_CREDS, NATS_USER, … NATS_CA); none: anonymous, plain. */
-  readonly natsAuth?: NatsAuth;
+export interface ReconcilerConfig extends QuickBooksSettings, CommonSettings {
   /** The public port: `/oauth/callback`, where Intuit sends the browser back. */
   readonly http: ListenAddress;
   /** `/healthz`, `/readyz`, `/metrics` and the operators' `/connect`. */
@@ -108,10 +103,6 @@ export interface ReconcilerConfig extends QuickBooksSettings {
   readonly dailyCdc: boolean;
   readonly cdcConcurrency: number;
   readonly reconcilerId: string;
-  readonly streamReplicas: number;
-  readonly shutdownDeadlineMs: number;
-  readonly logLevel: LogLevel;
-  readonly exportTraces: boolean;
 }
 
 /** @throws {ConfigError} naming every bad variable; secrets are never echoed. */
@@ -131,11 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
   );
   const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
   return {
+    ...commonSettings(c),
     ...quickbooksSettings(c),
-    natsServers: c.NATS_URL,
-    natsAuth: natsAuthOf(c),
     http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
-    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
     operatorToken: c.OPERATOR_TOKEN,
     redirectUri: c.QBO_REDIRECT_URI ?? `http://127.0.0.1:${c.HTTP_PORT}/oauth/callback`,
     entities: c.QBO_ENTITIES,
@@ -155,9 +144,5 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
     dailyCdc: c.DAILY_CDC,
     cdcConcurrency: c.CDC_CONCURRENCY,
     reconcilerId: c.RECONCILER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, "-")}-${process.pid}`,
-    streamReplicas: c.NATS_STREAM_REPLICAS,
-    shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
-    logLevel: c.LOG_LEVEL,
-    exportTraces: exportsTraces(c),
   };
 }

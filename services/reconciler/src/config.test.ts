@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+
+const required = {
+  QBO_CLIENT_ID: "id",
+  QBO_CLIENT_SECRET: "secret",
+  TOKEN_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString("base64"),
+};
+
+describe("reconciler config", () => {
+  it("config - the OAuth callback on the public port, /connect and health on the ops port, connecting off without a token", () => {
+    const config = loadConfig(required);
+    expect(config).toMatchObject({
+      http: { port: 8083, host: "0.0.0.0" },
+      ops: { port: 9093, host: "0.0.0.0" },
+      operatorToken: undefined,
+      redirectUri: "http://127.0.0.1:8083/oauth/callback",
+    });
+  });
+
+  it("config - an operator token shorter than 32 characters is refused, without echoing it", () => {
+    const attempt = () => loadConfig({ ...required, OPERATOR_TOKEN: "short-secret" });
+    expect(attempt).toThrow(/OPERATOR_TOKEN must be at least 32 characters/);
+    expect(attempt).not.toThrow(/short-secret/);
+  });
+
+  it("config - production refuses a sandbox URL for QuickBooks unless allowed explicitly", () => {
+    const sandboxUrl = { ...required, QBO_API_BASE_URL: "http://127.0.0.1:8090" };
+    expect(() => loadConfig(sandboxUrl)).toThrow(/QBO_API_BASE_URL is not an Intuit endpoint/);
+    expect(loadConfig({ ...sandboxUrl, QBO_ENVIRONMENT: "sandbox" }).apiBaseUrl).toBe("http://127.0.0.1:8090");
+  });
+});
