@@ -9,12 +9,17 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const natsPort = Number(process.env.NATS_PORT ?? 4222);
+// LOCAL_PORT_OFFSET moves every port (tests run a whole pipeline beside another); LOCAL_DATA_DIR the state.
+const offset = Number(process.env.LOCAL_PORT_OFFSET ?? 0);
+const at = (port) => String(port + offset);
+const dataDir = process.env.LOCAL_DATA_DIR ?? join(root, ".data");
+const natsPort = Number(process.env.NATS_PORT ?? at(4222));
 const natsConfig = process.env.NATS_CONFIG ?? join(root, "config", "nats-server.conf");
 const natsUrl = process.env.NATS_URL ?? `nats://127.0.0.1:${natsPort}`;
-const httpPort = process.env.HTTP_PORT ?? "8080";
+const httpPort = process.env.HTTP_PORT ?? at(8080);
 const verifierTokens = process.env.QBO_VERIFIER_TOKENS ?? "local-verifier-token";
-const sandboxPort = process.env.SANDBOX_PORT ?? "8090";
+const sandboxPort = process.env.SANDBOX_PORT ?? at(8090);
+const clientSecret = process.env.QBO_CLIENT_SECRET ?? "local-client-secret";
 const trafficRate = process.env.SANDBOX_TRAFFIC_RATE ?? "2";
 const processors = Number(process.env.PROCESSORS ?? 2);
 const partitions = process.env.PARTITIONS ?? "16";
@@ -65,8 +70,8 @@ process.on("SIGTERM", () => void stop(0));
 const natsUsers = ["ingress", "ordering", "processor", "reconciler", "operator"];
 let natsAs = () => ({});
 if (!process.env.NATS_URL) {
-  mkdirSync(join(root, ".data"), { recursive: true });
-  const passwordsFile = join(root, ".data", "nats-passwords.json");
+  mkdirSync(dataDir, { recursive: true });
+  const passwordsFile = join(dataDir, "nats-passwords.json");
   // nats-server reads $VAR values as config values: a password must start with a letter to be a string.
   if (!existsSync(passwordsFile)) {
     const made = Object.fromEntries(natsUsers.map((user) => [user, `qbo-${randomBytes(18).toString("hex")}`]));
@@ -74,14 +79,15 @@ if (!process.env.NATS_URL) {
   }
   const passwords = JSON.parse(readFileSync(passwordsFile, "utf8"));
   // The CLI and `npm run tail` read this (npm scripts pass it with --env-file).
-  writeFileSync(join(root, ".data", "nats.env"), `NATS_USER=operator\nNATS_PASSWORD=${passwords.operator}\n`, {
+  writeFileSync(join(dataDir, "nats.env"), `NATS_USER=operator\nNATS_PASSWORD=${passwords.operator}\n`, {
     mode: 0o600,
   });
   natsAs = (user) => ({ NATS_USER: user, NATS_PASSWORD: passwords[user] });
   // The sandbox keeps its companies in memory, so yesterday's events would name entities it no
   // longer has: every run starts from an empty store.
-  rmSync(join(root, ".data", "jetstream"), { recursive: true, force: true });
-  run("nats", join(root, ".tools", "bin", "nats-server"), ["-c", natsConfig, "-p", String(natsPort)], {
+  rmSync(join(dataDir, "jetstream"), { recursive: true, force: true });
+  const natsArgs = ["-c", natsConfig, "-p", String(natsPort), "-m", at(8222), "-sd", join(dataDir, "jetstream")];
+  run("nats", join(root, ".tools", "bin", "nats-server"), natsArgs, {
     ...Object.fromEntries(natsUsers.map((user) => [`QBO_NATS_${user.toUpperCase()}_PASSWORD`, passwords[user]])),
   });
 }
@@ -92,7 +98,7 @@ run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "mai
   ...natsAs("ingress"),
   NATS_URL: natsUrl,
   HTTP_PORT: httpPort,
-  OPS_PORT: "9090",
+  OPS_PORT: at(9090),
   QBO_VERIFIER_TOKENS: verifierTokens,
 });
 run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "main.js")], {
@@ -100,25 +106,26 @@ run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "mai
   SANDBOX_WEBHOOK_URL: `http://127.0.0.1:${httpPort}/webhooks/quickbooks`,
   SANDBOX_VERIFIER_TOKEN: verifierTokens.split(",")[0].trim(),
   SANDBOX_TRAFFIC_RATE: trafficRate,
+  SANDBOX_CLIENT_SECRET: clientSecret,
 });
 
 // A local key for the tokens at rest, kept across runs in .data.
-mkdirSync(join(root, ".data"), { recursive: true });
-const keyFile = join(root, ".data", "token-encryption-key");
+mkdirSync(dataDir, { recursive: true });
+const keyFile = join(dataDir, "token-encryption-key");
 if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
 const tokenKey = process.env.TOKEN_ENCRYPTION_KEY ?? readFileSync(keyFile, "utf8").trim();
 // The operators' token for the reconciler's /connect, also kept in .data.
-const operatorFile = join(root, ".data", "operator-token");
+const operatorFile = join(dataDir, "operator-token");
 if (!existsSync(operatorFile)) writeFileSync(operatorFile, randomBytes(32).toString("hex"), { mode: 0o600 });
 const operatorToken = process.env.OPERATOR_TOKEN ?? readFileSync(operatorFile, "utf8").trim();
 const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
-const reconcilerUrl = "http://127.0.0.1:8083";
-const reconcilerOps = "http://127.0.0.1:9093";
+const reconcilerUrl = `http://127.0.0.1:${at(8083)}`;
+const reconcilerOps = `http://127.0.0.1:${at(9093)}`;
 const quickbooksEnv = {
   QBO_ENVIRONMENT: "sandbox",
   QBO_API_BASE_URL: sandboxUrl,
   QBO_CLIENT_ID: "local-client-id",
-  QBO_CLIENT_SECRET: "local-client-secret",
+  QBO_CLIENT_SECRET: clientSecret,
   TOKEN_ENCRYPTION_KEY: tokenKey,
 };
 
@@ -126,14 +133,14 @@ const pipelineEnv = { ...local, NATS_URL: natsUrl, PARTITIONS: partitions };
 run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
   ...pipelineEnv,
   ...natsAs("ordering"),
-  OPS_PORT: "9091",
+  OPS_PORT: at(9091),
 });
 run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "main.js")], {
   ...pipelineEnv,
   ...natsAs("reconciler"),
   ...quickbooksEnv,
-  HTTP_PORT: "8083",
-  OPS_PORT: "9093",
+  HTTP_PORT: at(8083),
+  OPS_PORT: at(9093),
   OPERATOR_TOKEN: operatorToken,
   QBO_REDIRECT_URI: `${reconcilerUrl}/oauth/callback`,
   RECONCILER_ID: "local-1",
@@ -145,7 +152,7 @@ for (let i = 0; i < processors; i++) {
     ...quickbooksEnv,
     ...natsAs("processor"),
     // 9093 is the reconciler's.
-    OPS_PORT: String(i === 0 ? 9092 : 9093 + i),
+    OPS_PORT: at(i === 0 ? 9092 : 9093 + i),
     PROCESSOR_ID: `local-${i + 1}`,
   });
 }
@@ -188,20 +195,20 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   webhook endpoint  POST http://127.0.0.1:${httpPort}/webhooks/quickbooks   (verifier token: ${
     process.env.QBO_VERIFIER_TOKENS ? "from QBO_VERIFIER_TOKENS" : verifierTokens
   })
-  ingress ops       http://127.0.0.1:9090/healthz  /readyz  /metrics
-  NATS              ${natsUrl}   (monitoring: http://127.0.0.1:8222/jsz)
+  ingress ops       http://127.0.0.1:${at(9090)}/healthz  /readyz  /metrics
+  NATS              ${natsUrl}   (monitoring: http://127.0.0.1:${at(8222)}/jsz)
   QuickBooks sandbox http://127.0.0.1:${sandboxPort}   (${trafficRate} changes/s; control API under /_sandbox)
 
-  ordering / processors     metrics on http://127.0.0.1:9091/metrics, :9092/metrics, :9094 …  (${processors} processor replicas, ${partitions} partitions)
-  reconciler                http://127.0.0.1:9093/metrics; connect another company: http://127.0.0.1:9093/connect
-                            (any user name; password: the operator token in .data/operator-token)
+  ordering / processors     metrics on http://127.0.0.1:${at(9091)}/metrics, :${at(9092)}/metrics, :${at(9094)} …  (${processors} processor replicas, ${partitions} partitions)
+  reconciler                ${reconcilerOps}/metrics; connect another company: ${reconcilerOps}/connect
+                            (any user name; password: the operator token in ${operatorFile})
                             (${connected} sandbox companies connected through it)
 
 Companies and their CDC:    npm run qbo-webhooks -- realms list
                             npm run qbo-webhooks -- realms cdc <realmId>
 
 Follow the change feed:     npm run tail
-Notifications received:     curl -s http://127.0.0.1:9090/metrics | grep qbo_webhook_requests_total
+Notifications received:     curl -s http://127.0.0.1:${at(9090)}/metrics | grep qbo_webhook_requests_total
 Sandbox deliveries:         curl -s http://127.0.0.1:${sandboxPort}/_sandbox/apps/local-app/deliveries | head -c 600
 
 Send a signed test notification from another terminal:
