@@ -61,10 +61,11 @@ export async function counter(
     .reduce((sum, v) => sum + v.value, 0);
 }
 
-/** Connects every sandbox company through the reconciler's OAuth flow, as a user in a browser would. */
+/** Connects (or reconnects) every sandbox company through the reconciler's OAuth flow, as an operator in a browser would. */
 export async function connectThroughConsent(pipeline: Pipeline, reconciler: ReconcilerService): Promise<void> {
   for (const company of pipeline.realms) {
-    const answer = await consent(reconciler, `realmId=${company.realmId}`);
+    // `reconnect`: some of them may be connected already.
+    const answer = await consent(reconciler, `realmId=${company.realmId}&reconnect=true`);
     if (answer.status !== 200) throw new Error(`/oauth/callback answered ${answer.status}: ${await answer.text()}`);
   }
 }
