@@ -1,4 +1,3 @@
-export { type CompanyInfo, readCompanyInfo } from "./company-info.js";
 export { connectQuickBooks } from "./connect-quickbooks.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { IssuedTokens, OAuthEndpoint } from "./oauth.js";
@@ -10,7 +9,14 @@ export type {
   QuickBooksClientOptions,
   TokenSource,
 } from "./quickbooks-client.js";
-export { CDC_MAX_OBJECTS, IDS_PER_QUERY, MINOR_VERSION, QuickBooksClient } from "./quickbooks-client.js";
+export {
+  CDC_MAX_OBJECTS,
+  type CompanyInfo,
+  fixedToken,
+  IDS_PER_QUERY,
+  MINOR_VERSION,
+  QuickBooksClient,
+} from "./quickbooks-client.js";
 export type { QuickBooksSettings } from "./quickbooks-env.js";
 export { checkQuickBooksEnv, quickbooksEnvFields, quickbooksSettings } from "./quickbooks-env.js";
 export type { QuickBooksErrorCode } from "./quickbooks-error.js";

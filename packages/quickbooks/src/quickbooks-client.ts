@@ -4,6 +4,7 @@ import type { EntityName } from "@qbo-webhooks/contracts";
 import { backoffMs } from "@qbo-webhooks/messaging";
 import { inSpan, type Logger } from "@qbo-webhooks/observability";
 import { Counter, type Registry } from "prom-client";
+import { z } from "zod";
 import { QuickBooksError } from "./quickbooks-error.js";
 import { readFault } from "./read-fault.js";
 import { RealmRateLimiter } from "./realm-rate-limiter.js";
@@ -16,6 +17,21 @@ export interface TokenSource {
 }
 
 export type ApiOperation = "read" | "query" | "cdc";
+
+const CompanyInfoAnswer = z.object({
+  CompanyInfo: z.object({ Id: z.string(), CompanyName: z.string().optional() }),
+});
+export type CompanyInfo = z.infer<typeof CompanyInfoAnswer>["CompanyInfo"];
+
+/** A token that is not stored (fresh from a consent): used as it is, never refreshed. */
+export function fixedToken(accessToken: string): TokenSource {
+  return {
+    accessToken: async () => accessToken,
+    refresh: async (realmId) => {
+      throw new QuickBooksError("QBO_UNAUTHORIZED", `the token does not open company ${realmId}`);
+    },
+  };
+}
 
 export interface QuickBooksClientOptions {
   /** `https://quickbooks.api.intuit.com`, `https://sandbox-quickbooks.api.intuit.com`, or our sandbox. */
@@ -93,6 +109,24 @@ export class QuickBooksClient {
     if (!isObject(found))
       throw new QuickBooksError("QBO_BAD_RESPONSE", `read ${entity} ${id}: no ${entity} in the answer`);
     return found;
+  }
+
+  /**
+   * The company's own record (`companyinfo`, QBO.md §5): the proof that a token opens `realmId`.
+   *
+   * @throws {QuickBooksError} QBO_BAD_RESPONSE when the answer is not the CompanyInfo of `realmId`.
+   */
+  async companyInfo(realmId: string): Promise<CompanyInfo> {
+    const id = encodeURIComponent(realmId);
+    const parsed = CompanyInfoAnswer.safeParse(await this.#call(realmId, "read", `/companyinfo/${id}`, {}));
+    if (!parsed.success) throw new QuickBooksError("QBO_BAD_RESPONSE", "companyinfo answered without a CompanyInfo");
+    if (parsed.data.CompanyInfo.Id !== realmId) {
+      throw new QuickBooksError(
+        "QBO_BAD_RESPONSE",
+        `companyinfo answered for company ${parsed.data.CompanyInfo.Id}, not ${realmId}`,
+      );
+    }
+    return parsed.data.CompanyInfo;
   }
 
   /** The rows of one query page (`select * from E ...`), as QuickBooks returns them. */

@@ -26,8 +26,6 @@ const IngressEnv = z.object({
 export interface IngressConfig extends CommonSettings {
   /** The public port: `POST /webhooks/quickbooks` and nothing else. */
   readonly http: ListenAddress;
-  /** `/healthz`, `/readyz`, `/metrics`: for the cluster, not the internet. */
-  readonly ops: ListenAddress;
   readonly verifierTokens: readonly string[];
   readonly maxBodyBytes: number;
   readonly publishTimeoutMs: number;

@@ -4,11 +4,12 @@ import type { RealmRegistry } from "@qbo-webhooks/entity-store";
 import type { Logger } from "@qbo-webhooks/observability";
 import {
   authorizeUrl,
+  fixedToken,
   type IssuedTokens,
   type KvTokenSource,
   type OAuthEndpoint,
+  QuickBooksClient,
   QuickBooksError,
-  readCompanyInfo,
   requestTokens,
 } from "@qbo-webhooks/quickbooks";
 import { parse as parseCookies } from "cookie";
@@ -131,7 +132,12 @@ export function callbackRoute(settings: ConnectSettings): Router {
         { grant_type: "authorization_code", code, redirect_uri: settings.redirectUri },
         settings.now,
       );
-      await readCompanyInfo(settings.apiBaseUrl, realmId, tokens.accessToken);
+      const client = new QuickBooksClient({
+        baseUrl: settings.apiBaseUrl,
+        tokens: fixedToken(tokens.accessToken),
+        logger: settings.logger,
+      });
+      await client.companyInfo(realmId);
     } catch (err) {
       if (!(err instanceof QuickBooksError)) throw err;
       settings.logger.warn({ err, realmId, intuitTid: err.details.intuitTid }, "connect refused by QuickBooks");
