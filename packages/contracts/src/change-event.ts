@@ -95,7 +95,7 @@ export type CdcFindings = z.infer<typeof CdcFindings>;
 export function changeEventFromObject(
   realmId: string,
   entity: string,
-  object: { Id: string; status?: unknown; MetaData?: { LastUpdatedTime?: string } },
+  object: { Id: string; status?: unknown; MetaData?: { LastUpdatedTime?: string | undefined } | undefined },
   options: { repair?: boolean } = {},
 ): ChangeEvent | undefined {
   const lastUpdated = object.MetaData?.LastUpdatedTime;

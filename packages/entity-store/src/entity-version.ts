@@ -1,13 +1,9 @@
 import { type EntityVersion, parseQboTimestamp } from "@qbo-webhooks/contracts";
-import { z } from "zod";
+import { QboObject } from "@qbo-webhooks/quickbooks";
 
-/** An entity as QuickBooks returns it and our copy keeps it; only what ordering versions needs is checked. */
-export const StoredEntity = z.looseObject({
-  Id: z.string().min(1),
-  SyncToken: z.string().optional(),
-  MetaData: z.looseObject({ LastUpdatedTime: z.string().optional() }).optional(),
-});
-export type StoredEntity = z.infer<typeof StoredEntity>;
+/** An entity as our copy keeps it: as QuickBooks answered it, checked for its id and version. */
+export const StoredEntity = QboObject;
+export type StoredEntity = QboObject;
 
 /** The version an app orders changes of one entity by. */
 export function entityVersionOf(data: StoredEntity): EntityVersion {

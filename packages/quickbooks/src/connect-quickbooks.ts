@@ -19,7 +19,12 @@ export function connectQuickBooks(
   options: { logger: Logger; registry: Registry; now?: () => number; throttleWaitMs?: number; queryPageSize?: number },
 ): { tokens: KvTokenSource; quickbooks: QuickBooksClient; oauth: OAuthEndpoint } {
   const oauth = { tokenUrl: settings.tokenUrl, clientId: settings.clientId, clientSecret: settings.clientSecret };
-  const tokens = new KvTokenSource(buckets.tokens, new TokenCipher(settings.tokenKey), oauth, options.now);
+  const tokens = new KvTokenSource(
+    buckets.tokens,
+    new TokenCipher(settings.tokenKey),
+    oauth,
+    options.now ? { now: options.now } : {},
+  );
   const quickbooks = new QuickBooksClient({
     baseUrl: settings.apiBaseUrl,
     tokens,

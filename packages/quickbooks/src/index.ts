@@ -2,16 +2,10 @@ export { connectQuickBooks } from "./connect-quickbooks.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { IssuedTokens, OAuthEndpoint } from "./oauth.js";
 export { ACCOUNTING_SCOPE, authorizeUrl, INTUIT_AUTHORIZE_URL, INTUIT_TOKEN_URL, requestTokens } from "./oauth.js";
-export type {
-  ApiOperation,
-  ChangedSince,
-  QboObject,
-  QuickBooksClientOptions,
-  TokenSource,
-} from "./quickbooks-client.js";
+export { type CompanyInfo, QboObject } from "./qbo-answers.js";
+export type { ApiOperation, ChangedSince, QuickBooksClientOptions, TokenSource } from "./quickbooks-client.js";
 export {
   CDC_MAX_OBJECTS,
-  type CompanyInfo,
   fixedToken,
   IDS_PER_QUERY,
   MINOR_VERSION,

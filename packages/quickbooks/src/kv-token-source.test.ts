@@ -36,7 +36,7 @@ describe("kv-token-source", () => {
       kv,
       cipher,
       { tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`, clientId: "client", clientSecret: "secret" },
-      () => sandbox.clock.now(),
+      { now: () => sandbox.clock.now() },
     );
 
   async function connected() {

@@ -24,11 +24,8 @@ export type StoredTokens = z.infer<typeof StoredTokens>;
 
 /** Refresh this long before expiry, so a call never starts with a token about to lapse. */
 const EARLY_MS = 5 * 60_000;
-/**
- * How long a refresh may hold the realm's tokens before another process may take over: twice the
- * token request's timeout, so a claim never lapses while its request can still come back.
- */
-const REFRESH_LEASE_MS = 2 * TOKEN_REQUEST_TIMEOUT_MS + 10_000;
+/** How far apart the clocks of two machines sharing a claim may be, unless told otherwise. */
+const CLOCK_SKEW_MS = 10_000;
 
 /**
  * Tokens from KV, refreshed by one process at a time per realm: refresh tokens rotate, and using
@@ -36,12 +33,23 @@ const REFRESH_LEASE_MS = 2 * TOKEN_REQUEST_TIMEOUT_MS + 10_000;
  * compare-and-set, and everyone else waits for the new tokens.
  */
 export class KvTokenSource implements TokenSource {
+  readonly #now: () => number;
+  /**
+   * How long a refresh may hold the realm's tokens before another process may take over: twice the
+   * token request's timeout, so a claim never lapses while its request can still come back, and
+   * the clock skew between machines.
+   */
+  readonly #claimMs: number;
+
   constructor(
     private readonly kv: KV,
     private readonly cipher: TokenCipher,
     private readonly oauth: OAuthEndpoint,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: { now?: () => number; clockSkewMs?: number } = {},
+  ) {
+    this.#now = options.now ?? Date.now;
+    this.#claimMs = 2 * (oauth.timeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS) + (options.clockSkewMs ?? CLOCK_SKEW_MS);
+  }
 
   /** Stores tokens for a realm, e.g. after the authorization-code exchange. */
   async save(realmId: string, tokens: IssuedTokens): Promise<void> {
@@ -52,7 +60,7 @@ export class KvTokenSource implements TokenSource {
   async accessToken(realmId: string): Promise<string> {
     const { tokens } = await this.#read(realmId);
     if (tokens.refusedAt !== undefined) throw refused(realmId);
-    if (tokens.accessExpiresAt - EARLY_MS > this.now()) return tokens.accessToken;
+    if (tokens.accessExpiresAt - EARLY_MS > this.#now()) return tokens.accessToken;
     return this.refresh(realmId, tokens.accessToken);
   }
 
@@ -63,7 +71,7 @@ export class KvTokenSource implements TokenSource {
   async refresh(realmId: string, rejected: string): Promise<string> {
     const { tokens } = await this.#renew(
       realmId,
-      (tokens) => tokens.accessToken === rejected || tokens.accessExpiresAt - EARLY_MS <= this.now(),
+      (tokens) => tokens.accessToken === rejected || tokens.accessExpiresAt - EARLY_MS <= this.#now(),
     );
     return tokens.accessToken;
   }
@@ -75,7 +83,7 @@ export class KvTokenSource implements TokenSource {
    * @throws {QuickBooksError} as {@link refresh}.
    */
   async refreshIfExpiring(realmId: string, withinMs: number): Promise<{ tokens: StoredTokens; refreshed: boolean }> {
-    return this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.now());
+    return this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.#now());
   }
 
   async #renew(
@@ -91,7 +99,7 @@ export class KvTokenSource implements TokenSource {
         await sleep(200);
         continue;
       }
-      const claimed = { ...tokens, refreshingUntil: Date.now() + REFRESH_LEASE_MS };
+      const claimed = { ...tokens, refreshingUntil: Date.now() + this.#claimMs };
       let claimRevision: number;
       try {
         claimRevision = await this.kv.update(kvKey(realmId), this.#seal(claimed), revision);
@@ -105,14 +113,14 @@ export class KvTokenSource implements TokenSource {
         const issued = await requestTokens(
           this.oauth,
           { grant_type: "refresh_token", refresh_token: tokens.refreshToken },
-          this.now,
+          this.#now,
         );
         fresh = { ...issued, issuedAt: Date.now() };
       } catch (err) {
         // Remember a refusal (invalid_grant only), so nobody presents the dead token again, and let go
         // of the claim. Anything else, a wrong client secret included, leaves the tokens as they were.
         const refusal = err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED";
-        await this.#settle(realmId, refusal ? { ...unclaimed, refusedAt: this.now() } : unclaimed, claimRevision);
+        await this.#settle(realmId, refusal ? { ...unclaimed, refusedAt: this.#now() } : unclaimed, claimRevision);
         throw err;
       }
       return { tokens: await this.#settle(realmId, fresh, claimRevision), refreshed: true };

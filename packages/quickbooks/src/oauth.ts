@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { answerOf, parseAnswer } from "./qbo-answers.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 
 /** Intuit's consent page (QBO.md §7); the sandbox serves the same path. */
@@ -11,6 +12,10 @@ export interface OAuthEndpoint {
   readonly tokenUrl: string;
   readonly clientId: string;
   readonly clientSecret: string;
+  /** How long one token request may take; {@link TOKEN_REQUEST_TIMEOUT_MS} by default. */
+  readonly timeoutMs?: number;
+  /** Sent as `User-Agent`, so Intuit (and our sandbox) can tell who asked; `qbo-webhooks` by default. */
+  readonly userAgent?: string;
 }
 
 /** Tokens as issued, with expiry times in ms since the epoch. */
@@ -21,13 +26,13 @@ export interface IssuedTokens {
   readonly refreshExpiresAt: number;
 }
 
-/** How long one token request may take. */
+/** How long one token request may take, unless the endpoint says otherwise. */
 export const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
 
 /** An OAuth error answer (RFC 6749 §5.2). */
 const TokenError = z.object({ error: z.string(), error_description: z.string().optional() });
 
-const TokenResponse = z.object({
+const TokenResponse = z.looseObject({
   access_token: z.string(),
   refresh_token: z.string(),
   expires_in: z.number(),
@@ -54,8 +59,9 @@ export function authorizeUrl(
  * One call to the token endpoint: an authorization-code exchange or a refresh (QBO.md §7).
  * @throws {QuickBooksError} QBO_UNAUTHORIZED when the grant is refused (`invalid_grant`: the code
  *   or refresh token is used, replaced, expired or revoked); QBO_CLIENT_REFUSED when our client
- *   id or secret is (`invalid_client`, or a 401); QBO_BAD_RESPONSE for an answer without tokens;
- *   QBO_SERVER for any other failure, which may succeed later.
+ *   id or secret is (`invalid_client`, or a 401); QBO_BAD_RESPONSE for a 200 answer without
+ *   tokens (HTML, cut short, wrongly typed); QBO_TIMEOUT, QBO_NETWORK or QBO_SERVER for failures
+ *   that may pass.
  */
 export async function requestTokens(
   endpoint: OAuthEndpoint,
@@ -64,22 +70,31 @@ export async function requestTokens(
     | { grant_type: "refresh_token"; refresh_token: string },
   now: () => number,
 ): Promise<IssuedTokens> {
-  const response = await fetch(endpoint.tokenUrl, {
-    method: "POST",
-    headers: {
-      authorization: `Basic ${Buffer.from(`${endpoint.clientId}:${endpoint.clientSecret}`).toString("base64")}`,
-      accept: "application/json",
-    },
-    body: new URLSearchParams(grant),
-    signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS),
-  }).catch((err: unknown) => {
-    throw new QuickBooksError("QBO_TIMEOUT", `token endpoint unreachable: ${String(err)}`, {}, { cause: err });
-  });
-  const body: unknown = await response.json().catch(() => undefined);
+  const timeout = AbortSignal.timeout(endpoint.timeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS);
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(endpoint.tokenUrl, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${Buffer.from(`${endpoint.clientId}:${endpoint.clientSecret}`).toString("base64")}`,
+        accept: "application/json",
+        "user-agent": endpoint.userAgent ?? "qbo-webhooks",
+      },
+      body: new URLSearchParams(grant),
+      signal: timeout,
+    });
+    text = await response.text();
+  } catch (err) {
+    if (timeout.aborted) {
+      throw new QuickBooksError("QBO_TIMEOUT", "token endpoint: no answer within the timeout", {}, { cause: err });
+    }
+    throw new QuickBooksError("QBO_NETWORK", "token endpoint: the connection failed", {}, { cause: err });
+  }
+  const intuitTid = response.headers.get("intuit_tid") ?? undefined;
+  const details = { status: response.status, ...(intuitTid ? { intuitTid } : {}) };
   if (!response.ok) {
-    const intuitTid = response.headers.get("intuit_tid") ?? undefined;
-    const details = { status: response.status, ...(intuitTid ? { intuitTid } : {}) };
-    const error = TokenError.safeParse(body).data?.error;
+    const error = TokenError.safeParse(jsonOrUndefined(text)).data?.error;
     if (error === "invalid_grant") {
       throw new QuickBooksError(
         "QBO_UNAUTHORIZED",
@@ -96,13 +111,21 @@ export async function requestTokens(
     }
     throw new QuickBooksError("QBO_SERVER", `token request failed (${response.status} ${error ?? ""})`, details);
   }
-  const parsed = TokenResponse.safeParse(body);
-  if (!parsed.success) throw new QuickBooksError("QBO_BAD_RESPONSE", "token endpoint answered without tokens");
+  const contentType = response.headers.get("content-type") ?? "";
+  const tokens = parseAnswer(TokenResponse, answerOf(text, contentType, "token endpoint", details));
   const at = now();
   return {
-    accessToken: parsed.data.access_token,
-    refreshToken: parsed.data.refresh_token,
-    accessExpiresAt: at + parsed.data.expires_in * 1000,
-    refreshExpiresAt: at + parsed.data.x_refresh_token_expires_in * 1000,
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    accessExpiresAt: at + tokens.expires_in * 1000,
+    refreshExpiresAt: at + tokens.x_refresh_token_expires_in * 1000,
   };
+}
+
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined; // an error page: its status says enough
+  }
 }

@@ -1,10 +1,12 @@
 import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { inspect } from "node:util";
 import { createLogger } from "@qbo-webhooks/observability";
 import { type Company, Sandbox, type TokenSet } from "@qbo-webhooks/sandbox";
 import { Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { requestTokens } from "./oauth.js";
 import { IDS_PER_QUERY, QuickBooksClient, type TokenSource } from "./quickbooks-client.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 import { RealmRateLimiter } from "./realm-rate-limiter.js";
@@ -135,6 +137,82 @@ describe("quickbooks-client against the sandbox", () => {
       .catch((e: unknown) => e);
     expect((error as QuickBooksError).code).toBe("QBO_TIMEOUT");
   });
+});
+
+describe("quickbooks-client: malformed answers are typed errors", () => {
+  let sandbox: Sandbox;
+  let company: Company;
+  let tokens: TokenSet;
+  beforeEach(async () => {
+    sandbox = await Sandbox.start({ speed: 0 });
+    sandbox.registerApp({ appId: "app", clientId: "client", clientSecret: "secret", verifierToken: "v" });
+    company = sandbox.createCompany();
+    tokens = sandbox.connect("app", company.realmId);
+    company.create("Customer");
+  });
+  afterEach(() => sandbox.close());
+
+  const calls = {
+    read: { endpoint: "read", call: (c: QuickBooksClient, realm: string) => c.read(realm, "Customer", "1") },
+    query: {
+      endpoint: "query",
+      call: (c: QuickBooksClient, realm: string) => c.query(realm, "Customer", "select * from Customer"),
+    },
+    cdc: {
+      endpoint: "cdc",
+      call: (c: QuickBooksClient, realm: string) =>
+        c.changedSince(realm, ["Customer"], new Date(Date.now() - 3600_000)),
+    },
+    companyinfo: { endpoint: "read", call: (c: QuickBooksClient, realm: string) => c.companyInfo(realm) },
+  } as const;
+  const kinds = {
+    truncated: /the answer is not JSON \(or cut short\)/,
+    html: /the answer is an HTML page/,
+    wrongTypes: /unexpected answer at [\w.]*Id: Invalid input: expected string, received number/,
+  } as const;
+
+  for (const [name, { endpoint, call }] of Object.entries(calls)) {
+    for (const [kind, message] of Object.entries(kinds)) {
+      it(`quickbooks - ${name}: a 200 answer ${kind} is QBO_BAD_RESPONSE with QuickBooks' intuit_tid, not retried`, async () => {
+        sandbox.setApiBehaviour({ malformedAnswers: [{ kind: kind as keyof typeof kinds, endpoint, percent: 100 }] });
+        const client = new QuickBooksClient({
+          baseUrl: sandbox.url,
+          tokens: { accessToken: async () => tokens.access_token, refresh: async () => tokens.access_token },
+          logger,
+        });
+        const error = await call(client, company.realmId).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(QuickBooksError);
+        expect((error as QuickBooksError).code).toBe("QBO_BAD_RESPONSE");
+        expect((error as QuickBooksError).message).toMatch(message);
+        expect((error as QuickBooksError).details.intuitTid).toEqual(expect.any(String));
+        expect(sandbox.apiStats().malformedAnswers).toBe(1);
+      });
+    }
+  }
+
+  for (const [kind, message] of Object.entries(kinds)) {
+    it(`quickbooks - token endpoint: a 200 answer ${kind} is QBO_BAD_RESPONSE and quotes no token`, async () => {
+      sandbox.setApiBehaviour({
+        malformedAnswers: [{ kind: kind as keyof typeof kinds, endpoint: "token", count: 1 }],
+      });
+      const endpoint = {
+        tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+        clientId: "client",
+        clientSecret: "secret",
+      };
+      const error = await requestTokens(
+        endpoint,
+        { grant_type: "refresh_token", refresh_token: tokens.refresh_token },
+        Date.now,
+      ).catch((e: unknown) => e);
+      expect((error as QuickBooksError).code).toBe("QBO_BAD_RESPONSE");
+      expect((error as QuickBooksError).message).toMatch(
+        kind === "wrongTypes" ? /unexpected answer at access_token/ : message,
+      );
+      // What a log line of the error (its cause included) would show.
+      expect(inspect(error, { depth: 5 })).not.toContain(tokens.refresh_token.slice(0, 12));
+    });
+  }
 });
 
 describe("quickbooks-client requests", () => {

@@ -4,7 +4,18 @@ import type { EntityName } from "@qbo-webhooks/contracts";
 import { backoffMs } from "@qbo-webhooks/messaging";
 import { inSpan, type Logger } from "@qbo-webhooks/observability";
 import { Counter, type Registry } from "prom-client";
-import { z } from "zod";
+import type { z } from "zod";
+import {
+  type Answer,
+  answerOf,
+  type CompanyInfo,
+  CompanyInfoAnswer,
+  cdcAnswer,
+  parseAnswer,
+  type QboObject,
+  queryAnswer,
+  readAnswer,
+} from "./qbo-answers.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 import { readFault } from "./read-fault.js";
 import { RealmRateLimiter } from "./realm-rate-limiter.js";
@@ -17,11 +28,6 @@ export interface TokenSource {
 }
 
 export type ApiOperation = "read" | "query" | "cdc";
-
-const CompanyInfoAnswer = z.object({
-  CompanyInfo: z.object({ Id: z.string(), CompanyName: z.string().optional() }),
-});
-export type CompanyInfo = z.infer<typeof CompanyInfoAnswer>["CompanyInfo"];
 
 /** A token that is not stored (fresh from a consent): used as it is, never refreshed. */
 export function fixedToken(accessToken: string): TokenSource {
@@ -56,8 +62,6 @@ export const MINOR_VERSION = 75;
 
 /** Ids per `Id IN (...)` query: MAXRESULTS allows 1000, URLs and bodies stay small at 100. */
 export const IDS_PER_QUERY = 100;
-
-export type QboObject = Record<string, unknown> & { Id: string };
 
 /** QuickBooks' MAXRESULTS limit (QBO.md §5). */
 const MAX_QUERY_PAGE = 1000;
@@ -103,12 +107,9 @@ export class QuickBooksClient {
    *
    * @throws {QuickBooksError} QBO_NOT_FOUND when it does not exist or was deleted.
    */
-  async read(realmId: string, entity: EntityName, id: string, signal?: AbortSignal): Promise<QboObject> {
-    const body = await this.#call(realmId, "read", `/${entity.toLowerCase()}/${encodeURIComponent(id)}`, {}, signal);
-    const found = body[entity];
-    if (!isObject(found))
-      throw new QuickBooksError("QBO_BAD_RESPONSE", `read ${entity} ${id}: no ${entity} in the answer`);
-    return found;
+  async read<E extends EntityName>(realmId: string, entity: E, id: string, signal?: AbortSignal): Promise<QboObject> {
+    const path = `/${entity.toLowerCase()}/${encodeURIComponent(id)}`;
+    return (await this.#call(realmId, "read", path, {}, readAnswer(entity), signal))[entity];
   }
 
   /**
@@ -118,27 +119,19 @@ export class QuickBooksClient {
    */
   async companyInfo(realmId: string): Promise<CompanyInfo> {
     const id = encodeURIComponent(realmId);
-    const parsed = CompanyInfoAnswer.safeParse(await this.#call(realmId, "read", `/companyinfo/${id}`, {}));
-    if (!parsed.success) throw new QuickBooksError("QBO_BAD_RESPONSE", "companyinfo answered without a CompanyInfo");
-    if (parsed.data.CompanyInfo.Id !== realmId) {
-      throw new QuickBooksError(
-        "QBO_BAD_RESPONSE",
-        `companyinfo answered for company ${parsed.data.CompanyInfo.Id}, not ${realmId}`,
-      );
+    const { CompanyInfo: info } = await this.#call(realmId, "read", `/companyinfo/${id}`, {}, CompanyInfoAnswer);
+    if (info.Id !== realmId) {
+      throw new QuickBooksError("QBO_BAD_RESPONSE", `companyinfo answered for company ${info.Id}, not ${realmId}`);
     }
-    return parsed.data.CompanyInfo;
+    return info;
   }
 
   /** The rows of one query page (`select * from E ...`), as QuickBooks returns them. */
   async query(realmId: string, entity: EntityName, text: string, signal?: AbortSignal): Promise<QboObject[]> {
-    const body = await this.#call(realmId, "query", "/query", { method: "POST", body: text }, signal);
-    const response = body.QueryResponse;
-    if (!isRecord(response)) throw new QuickBooksError("QBO_BAD_RESPONSE", "query: no QueryResponse in the answer");
-    const rows = response[entity] ?? [];
-    if (!Array.isArray(rows) || !rows.every(isObject)) {
-      throw new QuickBooksError("QBO_BAD_RESPONSE", `query: ${entity} rows are not objects`);
-    }
-    return rows;
+    const init = { method: "POST", body: text };
+    return (
+      (await this.#call(realmId, "query", "/query", init, queryAnswer(entity), signal)).QueryResponse[entity] ?? []
+    );
   }
 
   /**
@@ -193,18 +186,14 @@ export class QuickBooksClient {
     signal?: AbortSignal,
   ): Promise<ChangedSince> {
     const query = `?entities=${entities.join(",")}&changedSince=${encodeURIComponent(since.toISOString())}`;
-    const body = await this.#call(realmId, "cdc", `/cdc${query}`, {}, signal);
-    const responses = ((body.CDCResponse as { QueryResponse?: unknown[] }[] | undefined)?.[0]?.QueryResponse ??
-      []) as Record<string, unknown>[];
+    const body = await this.#call(realmId, "cdc", `/cdc${query}`, {}, cdcAnswer(entities), signal);
+    const responses = body.CDCResponse.flatMap((r) => r.QueryResponse);
     const changed = new Map<EntityName, Map<string, QboObject>>();
     const deleted = new Map<EntityName, Map<string, QboObject>>();
     let count = 0;
     for (const response of responses) {
       for (const entity of entities) {
-        const rows = response[entity];
-        if (!Array.isArray(rows)) continue;
-        for (const row of rows) {
-          if (!isObject(row)) continue;
+        for (const row of response[entity] ?? []) {
           count++;
           if (row.status === "Deleted") deleted.set(entity, (deleted.get(entity) ?? new Map()).set(row.Id, row));
           else changed.set(entity, (changed.get(entity) ?? new Map()).set(row.Id, row));
@@ -214,13 +203,14 @@ export class QuickBooksClient {
     return { changed, deleted, complete: count < CDC_MAX_OBJECTS };
   }
 
-  async #call(
+  async #call<S extends z.ZodType>(
     realmId: string,
     operation: ApiOperation,
     path: string,
     init: { method?: string; body?: string },
+    answer: S,
     signal?: AbortSignal,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<z.infer<S>> {
     const url = new URL(`${this.options.baseUrl}/v3/company/${encodeURIComponent(realmId)}${path}`);
     url.searchParams.set("minorversion", String(MINOR_VERSION));
     const maxAttempts = this.options.maxAttempts ?? 3;
@@ -230,7 +220,7 @@ export class QuickBooksClient {
       let refreshed = false;
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#once(realmId, operation, url, init, token, signal);
+          return parseAnswer(answer, await this.#once(realmId, operation, url, init, token, signal));
         } catch (err) {
           if (!(err instanceof QuickBooksError)) throw err;
           this.options.logger.warn(
@@ -250,6 +240,7 @@ export class QuickBooksClient {
     });
   }
 
+  /** One request: its body as JSON with where it came from, or a typed error. */
   async #once(
     realmId: string,
     operation: ApiOperation,
@@ -257,56 +248,40 @@ export class QuickBooksClient {
     init: { method?: string; body?: string },
     token: string,
     signal?: AbortSignal,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<Answer> {
     const release = await this.#limiter.acquire(realmId, signal);
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
-    let response: Response;
     try {
-      response = await fetch(url, {
-        method: init.method ?? "GET",
-        ...(init.body === undefined ? {} : { body: init.body }),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: "application/json",
-          ...(init.body === undefined ? {} : { "content-type": "application/text" }),
-        },
-      });
-    } catch (err) {
-      release();
-      const timedOut = timeout.aborted && !signal?.aborted;
-      this.#requests?.inc({ operation, status: timedOut ? "timeout" : "error" });
-      if (timedOut)
-        throw new QuickBooksError("QBO_TIMEOUT", `${operation}: no answer within the timeout`, {}, { cause: err });
-      throw err;
-    }
-    try {
-      this.#requests?.inc({ operation, status: String(response.status) });
-      const text = await response.text();
-      const intuitTid = response.headers.get("intuit_tid") ?? undefined;
-      if (!response.ok) throw readFault(response.status, response.headers.get("content-type") ?? "", text, intuitTid);
+      let response: Response;
+      let text: string;
       try {
-        const body: unknown = JSON.parse(text);
-        if (isRecord(body)) return body;
+        response = await fetch(url, {
+          method: init.method ?? "GET",
+          ...(init.body === undefined ? {} : { body: init.body }),
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: "application/json",
+            ...(init.body === undefined ? {} : { "content-type": "application/text" }),
+          },
+        });
+        text = await response.text();
       } catch (err) {
-        throw new QuickBooksError(
-          "QBO_BAD_RESPONSE",
-          `${operation}: answer is not JSON`,
-          { status: response.status, ...(intuitTid ? { intuitTid } : {}) },
-          { cause: err },
-        );
+        if (signal?.aborted) throw err;
+        const timedOut = timeout.aborted;
+        this.#requests?.inc({ operation, status: timedOut ? "timeout" : "error" });
+        if (timedOut) {
+          throw new QuickBooksError("QBO_TIMEOUT", `${operation}: no answer within the timeout`, {}, { cause: err });
+        }
+        throw new QuickBooksError("QBO_NETWORK", `${operation}: the connection failed`, {}, { cause: err });
       }
-      throw new QuickBooksError("QBO_BAD_RESPONSE", `${operation}: answer is not an object`);
+      this.#requests?.inc({ operation, status: String(response.status) });
+      const intuitTid = response.headers.get("intuit_tid") ?? undefined;
+      const contentType = response.headers.get("content-type") ?? "";
+      if (!response.ok) throw readFault(response.status, contentType, text, intuitTid);
+      return answerOf(text, contentType, operation, { status: response.status, ...(intuitTid ? { intuitTid } : {}) });
     } finally {
       release();
     }
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isObject(value: unknown): value is QboObject {
-  return isRecord(value) && typeof value.Id === "string";
 }

@@ -18,6 +18,8 @@ export type QuickBooksErrorCode =
   | "QBO_SERVER"
   /** No answer within the client's timeout. */
   | "QBO_TIMEOUT"
+  /** The connection failed, or was cut before the answer was whole. */
+  | "QBO_NETWORK"
   /** An answer we cannot read as QuickBooks'. */
   | "QBO_BAD_RESPONSE";
 
@@ -35,6 +37,11 @@ export class QuickBooksError extends Error {
 
   /** Whether the same call may succeed later. */
   get retryable(): boolean {
-    return this.code === "QBO_THROTTLED" || this.code === "QBO_SERVER" || this.code === "QBO_TIMEOUT";
+    return (
+      this.code === "QBO_THROTTLED" ||
+      this.code === "QBO_SERVER" ||
+      this.code === "QBO_TIMEOUT" ||
+      this.code === "QBO_NETWORK"
+    );
   }
 }

@@ -1,3 +1,4 @@
+import { FaultAnswer } from "./qbo-answers.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 
 interface FaultError {
@@ -36,21 +37,19 @@ export function readFault(
 }
 
 function jsonFault(body: string): FaultError | undefined {
-  let parsed: unknown;
+  let json: unknown;
   try {
-    parsed = JSON.parse(body);
+    json = JSON.parse(body);
   } catch {
     return undefined; // not JSON: XML or HTML, read elsewhere
   }
-  if (typeof parsed !== "object" || parsed === null) return undefined;
-  const record = parsed as Record<string, unknown>;
-  const fault = (record.Fault ?? record.fault) as Record<string, unknown> | undefined;
-  const first = ((fault?.Error ?? fault?.error) as Record<string, unknown>[] | undefined)?.[0];
-  if (!first) return undefined;
+  const parsed = FaultAnswer.safeParse(json);
+  if (!parsed.success) return undefined;
+  const [first] = parsed.data;
   return {
-    message: String(first.Message ?? first.message ?? ""),
-    detail: String(first.Detail ?? first.detail ?? ""),
-    code: String(first.code ?? ""),
+    message: first?.Message ?? first?.message ?? "",
+    detail: first?.Detail ?? first?.detail ?? "",
+    code: String(first?.code ?? ""),
   };
 }
 

@@ -1,5 +1,6 @@
 export type { ApiBehaviourInput } from "./api/api-behaviour.js";
 export { ApiBehaviour } from "./api/api-behaviour.js";
+export type { TokenRecord } from "./api/oauth-router.js";
 export type { TokenSet } from "./api/oauth-store.js";
 export type { QueryPage } from "./api/qbo-api-router.js";
 export { SandboxClock } from "./clock.js";

@@ -3,13 +3,15 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { ApiBehaviour, type ApiBehaviourInput, RateLimiter } from "./api/api-behaviour.js";
-import { oauthRouter } from "./api/oauth-router.js";
+import { type MalformedAnswer, malformedAnswers } from "./api/malformed-answers.js";
+import { oauthRouter, type TokenRecord } from "./api/oauth-router.js";
 import { OAuthStore, type TokenSet } from "./api/oauth-store.js";
 import { type ApiEndpoint, intuitTid, type QueryPage, qboApiRouter } from "./api/qbo-api-router.js";
 import { SandboxClock } from "./clock.js";
 import { type ChangeRecord, Company } from "./company/company.js";
 import { type Random, seededRandom } from "./company/entity-fields.js";
 import { controlRouter } from "./control/control-router.js";
+import { FaultDraws } from "./fault-draws.js";
 import { SandboxError } from "./sandbox-error.js";
 import { type WebhookAppInput, WebhookAppSettings } from "./webhooks/webhook-app.js";
 import type { WebhookFault } from "./webhooks/webhook-faults.js";
@@ -41,6 +43,8 @@ export interface ApiStats {
   readonly throttled: Record<string, number>;
   readonly serverErrors: Record<string, number>;
   readonly tokenRequests: number;
+  /** Answers spoiled by an injected {@link MalformedAnswer}. */
+  readonly malformedAnswers: number;
 }
 
 /**
@@ -56,17 +60,22 @@ export class Sandbox {
   readonly #limiter = new RateLimiter();
   readonly #pageListeners = new Set<(page: QueryPage) => void>();
   #behaviour: ApiBehaviour = ApiBehaviour.parse({});
-  #serverErrorCounts: (number | undefined)[] = [];
+  #serverErrors = new FaultDraws(this.#behaviour.serverErrors, () => 0);
+  #malformed = new FaultDraws(this.#behaviour.malformedAnswers, () => 0);
+  #tokenFaults = new FaultDraws(this.#behaviour.tokenFaults, () => 0);
+  readonly #tokenLog: TokenRecord[] = [];
   #stats: {
     requests: ApiStats["requests"];
     throttled: Record<string, number>;
     serverErrors: Record<string, number>;
     tokenRequests: number;
+    malformedAnswers: number;
   } = {
     requests: {},
     throttled: {},
     serverErrors: {},
     tokenRequests: 0,
+    malformedAnswers: 0,
   };
   // Realm ids look like QuickBooks' 16-digit ones, beyond Number precision, hence BigInt.
   #nextRealm = 9_130_357_766_500_000n;
@@ -163,7 +172,9 @@ export class Sandbox {
 
   setApiBehaviour(input: ApiBehaviourInput): ApiBehaviour {
     this.#behaviour = ApiBehaviour.parse(input);
-    this.#serverErrorCounts = this.#behaviour.serverErrors.map((e) => e.count);
+    this.#serverErrors = new FaultDraws(this.#behaviour.serverErrors, this.#random);
+    this.#malformed = new FaultDraws(this.#behaviour.malformedAnswers, this.#random);
+    this.#tokenFaults = new FaultDraws(this.#behaviour.tokenFaults, this.#random);
     return this.#behaviour;
   }
 
@@ -174,6 +185,11 @@ export class Sandbox {
   onQueryPage(listener: (page: QueryPage) => void): () => void {
     this.#pageListeners.add(listener);
     return () => this.#pageListeners.delete(listener);
+  }
+
+  /** Every answer of the token endpoint so far, oldest first. */
+  tokenLog(): readonly TokenRecord[] {
+    return [...this.#tokenLog];
   }
 
   apiStats(): ApiStats {
@@ -193,25 +209,11 @@ export class Sandbox {
     return app;
   }
 
-  #serverError(): 500 | 502 | 503 | undefined {
-    for (const [i, error] of this.#behaviour.serverErrors.entries()) {
-      const remaining = this.#serverErrorCounts[i];
-      if (remaining !== undefined) {
-        if (remaining > 0) {
-          this.#serverErrorCounts[i] = remaining - 1;
-          return error.status;
-        }
-      } else if (this.#random() * 100 < (error.percent ?? 0)) {
-        return error.status;
-      }
-    }
-    return undefined;
-  }
-
   #httpApp(): express.Express {
     const app = express();
     app.disable("x-powered-by");
     app.use(intuitTid);
+    app.use(malformedAnswers({ draws: () => this.#malformed, spoiled: () => this.#stats.malformedAnswers++ }));
     app.use(
       oauthRouter({
         oauth: this.oauth,
@@ -227,7 +229,16 @@ export class Sandbox {
           realmId && this.#companies.has(realmId) ? realmId : this.createCompany().realmId,
         connected: (appId, realmId) => this.#app(appId).connections.set(realmId, this.clock.now()),
         disconnected: (appId, realmId) => this.#app(appId).connections.delete(realmId),
-        countToken: () => this.#stats.tokenRequests++,
+        tokenRequest: () => {
+          this.#stats.tokenRequests++;
+          const slow = this.#tokenFaults.draw((fault) => fault.kind === "slow");
+          const refuse = this.#tokenFaults.draw((fault) => fault.kind !== "slow")?.kind;
+          return {
+            ...(slow?.delayMs ? { delayMs: slow.delayMs } : {}),
+            ...(refuse === "serverError" || refuse === "invalidClient" ? { refuse } : {}),
+          };
+        },
+        tokenAnswered: (record) => this.#tokenLog.push(record),
       }),
     );
     app.use(
@@ -237,7 +248,7 @@ export class Sandbox {
         authenticate: (token, realmId) => this.oauth.authenticate(token, realmId),
         company: (realmId) => this.#companies.get(realmId),
         now: () => this.clock.now(),
-        serverError: () => this.#serverError(),
+        serverError: () => this.#serverErrors.draw()?.status,
         pageServed: (page) => {
           for (const listener of this.#pageListeners) listener(page);
         },

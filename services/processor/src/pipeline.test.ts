@@ -43,6 +43,14 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     await telemetry?.shutdown();
   });
 
+  /** Why the processor dead-lettered its latest letter, if it has any. */
+  const lastProcessorDlqReason = async () =>
+    (
+      await pipeline.reader.jsm.streams
+        .getMessage(Streams.dlq.name, { last_by_subj: "qbo.dlq.processor" })
+        .catch(() => null)
+    )?.header.get("Qbo-Dlq-Reason");
+
   async function trafficThenExactCopy(changes: number, seed: number, timeout = 30_000) {
     await pipeline.traffic(changes, seed);
     const expected = pipeline.truth();
@@ -117,6 +125,45 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     }
   });
 
+  it("pipeline - QuickBooks answers cut short, wrongly typed or HTML are retried: the copy ends exact, never wrong", {
+    timeout: 90_000,
+  }, async () => {
+    const spoiled = pipeline.sandbox.apiStats().malformedAnswers;
+    pipeline.sandbox.setApiBehaviour({
+      malformedAnswers: (["read", "query", "cdc"] as const).flatMap((endpoint) =>
+        (["truncated", "wrongTypes", "html"] as const).map((kind) => ({ kind, endpoint, percent: 4 })),
+      ),
+    });
+    try {
+      await trafficThenExactCopy(150, 8, 60_000);
+      expect(pipeline.sandbox.apiStats().malformedAnswers - spoiled).toBeGreaterThan(0);
+    } finally {
+      pipeline.sandbox.setApiBehaviour({});
+    }
+  });
+
+  it("pipeline - an answer that stays malformed dead-letters the event with the reason, and changes no copy", {
+    timeout: 60_000,
+  }, async () => {
+    const [realm] = pipeline.realms as [Company];
+    pipeline.sandbox.setApiBehaviour({
+      malformedAnswers: (["read", "query", "cdc"] as const).map((endpoint) => ({
+        kind: "wrongTypes" as const,
+        endpoint,
+        percent: 100,
+      })),
+    });
+    try {
+      const customer = realm.create("Customer");
+      await expect
+        .poll(lastProcessorDlqReason, { timeout: 40_000 })
+        .toMatch(/QBO_BAD_RESPONSE: \w+: unexpected answer at [\w.]+Id: .*expected string, received number/);
+      expect((await pipeline.copy())[realm.realmId]?.[`Customer/${customer.Id}`]).toBeUndefined();
+    } finally {
+      pipeline.sandbox.setApiBehaviour({});
+    }
+  });
+
   it("pipeline - a revoked realm's events are dead-lettered with the reason; the others go on", {
     timeout: 60_000,
   }, async () => {
@@ -128,16 +175,6 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
     await expect
       .poll(async () => (await pipeline.copy())[open.realmId]?.[`Vendor/${kept.Id}`], { timeout: 20_000 })
       .toBe("0");
-    await expect
-      .poll(
-        async () =>
-          (
-            await pipeline.reader.jsm.streams
-              .getMessage(Streams.dlq.name, { last_by_subj: "qbo.dlq.processor" })
-              .catch(() => null)
-          )?.header.get("Qbo-Dlq-Reason"),
-        { timeout: 40_000 },
-      )
-      .toMatch(/QBO_UNAUTHORIZED/);
+    await expect.poll(lastProcessorDlqReason, { timeout: 40_000 }).toMatch(/QBO_UNAUTHORIZED/);
   });
 });

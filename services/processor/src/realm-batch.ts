@@ -155,11 +155,13 @@ function announcer(
 async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: QuickBooksError): Promise<void> {
   const attempt = msg.info.deliveryCount;
   // Throttling is QuickBooks asking us to wait, and a refused client secret is our configuration
-  // error: neither is a reason to give an event up.
+  // error: neither is a reason to give an event up. A malformed answer may be one cut short on its
+  // way, and a refused token may be refreshed by then: both are tried again, a few times.
   const worthRetrying =
     err.code === "QBO_THROTTLED" ||
     err.code === "QBO_CLIENT_REFUSED" ||
-    (attempt < deps.maxAttempts && (err.retryable || err.code === "QBO_UNAUTHORIZED"));
+    (attempt < deps.maxAttempts &&
+      (err.retryable || err.code === "QBO_UNAUTHORIZED" || err.code === "QBO_BAD_RESPONSE"));
   if (worthRetrying) {
     deps.metrics.events.inc({ result: "failed" });
     // Without valid tokens or client credentials, waits are longer: the fix takes a person.

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { frequency, hasOneFrequency, ONE_FREQUENCY } from "../fault-draws.js";
+import { MalformedAnswer } from "./malformed-answers.js";
 
 /**
  * How the REST API behaves: QuickBooks' limits and odd habits (on by default where QuickBooks has
@@ -21,19 +23,33 @@ export const ApiBehaviour = z.object({
   serverErrors: z
     .array(
       z
-        .object({
-          status: z.union([z.literal(500), z.literal(502), z.literal(503)]),
-          percent: z.number().min(0).max(100).optional(),
-          count: z.number().int().min(1).optional(),
-        })
-        .refine((e) => (e.percent === undefined) !== (e.count === undefined), {
-          message: "give exactly one of percent or count",
-        }),
+        .object({ status: z.union([z.literal(500), z.literal(502), z.literal(503)]), ...frequency })
+        .refine(hasOneFrequency, ONE_FREQUENCY),
     )
     .default([]),
+  /**
+   * Injected token endpoint faults, drawn before the grant is used: `slow` answers after `delayMs`,
+   * `serverError` is a 503 page, `invalidClient` a 401 `invalid_client` (as after a client secret
+   * was rotated).
+   */
+  tokenFaults: z
+    .array(
+      z
+        .object({
+          kind: z.enum(["slow", "serverError", "invalidClient"]),
+          delayMs: z.number().int().min(0).optional(),
+          ...frequency,
+        })
+        .refine(hasOneFrequency, ONE_FREQUENCY)
+        .refine((fault) => fault.kind !== "slow" || fault.delayMs !== undefined, { message: "slow needs delayMs" }),
+    )
+    .default([]),
+  /** Injected 200 answers that are cut short, wrongly typed or HTML. */
+  malformedAnswers: z.array(MalformedAnswer).default([]),
 });
 export type ApiBehaviour = z.infer<typeof ApiBehaviour>;
 export type ApiBehaviourInput = z.input<typeof ApiBehaviour>;
+export type TokenFault = ApiBehaviour["tokenFaults"][number];
 
 /** Sliding-window counters, in real time: QuickBooks' limits are about the real request rate. */
 export class RateLimiter {

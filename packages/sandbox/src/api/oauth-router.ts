@@ -1,5 +1,7 @@
+import { setTimeout as delay } from "node:timers/promises";
 import express, { type Request, type Response, Router } from "express";
-import { OAuthError, type OAuthStore } from "./oauth-store.js";
+import { OAuthError, type OAuthStore, type TokenSet } from "./oauth-store.js";
+import { gatewayPage } from "./qbo-faults.js";
 
 /** What the OAuth routes need from the sandbox. */
 export interface OAuthHost {
@@ -13,7 +15,22 @@ export interface OAuthHost {
   readonly companyForConsent: (realmId: string | undefined) => string;
   readonly connected: (appId: string, realmId: string) => void;
   readonly disconnected: (appId: string, realmId: string) => void;
-  readonly countToken: () => void;
+  /** Counts a token request and draws the faults injected into it. */
+  readonly tokenRequest: () => { delayMs?: number; refuse?: "serverError" | "invalidClient" };
+  readonly tokenAnswered: (record: TokenRecord) => void;
+}
+
+/** One answer of the token endpoint, kept for tests that follow every rotation. */
+export interface TokenRecord {
+  /** Real time, ms since the epoch. */
+  readonly at: number;
+  /** Who asked: the client's `User-Agent`. */
+  readonly userAgent: string;
+  readonly grantType: string;
+  readonly status: number;
+  readonly realmId?: string;
+  /** The refresh token issued, when one was. */
+  readonly refreshToken?: string;
 }
 
 /**
@@ -41,33 +58,52 @@ export function oauthRouter(host: OAuthHost): Router {
     res.redirect(302, target.toString());
   });
 
-  router.post("/oauth2/v1/tokens/bearer", express.urlencoded({ extended: false }), (req: Request, res: Response) => {
-    host.countToken();
-    const client = basicAuth(req);
-    const app = client && host.appByClient(client.id, client.secret);
-    if (!app) return void res.status(401).json({ error: "invalid_client" });
-    const withHardExpiry = req.get("x-include-refresh-token-hard-expires-in") === "true";
-    const body = (req.body ?? {}) as Record<string, string | undefined>;
-    try {
-      if (body.grant_type === "authorization_code") {
-        const { realmId, tokens } = host.oauth.exchangeCode(
-          app.appId,
-          body.code ?? "",
-          body.redirect_uri ?? "",
-          withHardExpiry,
-        );
-        host.connected(app.appId, realmId);
-        return void res.json(tokens);
+  router.post(
+    "/oauth2/v1/tokens/bearer",
+    express.urlencoded({ extended: false }),
+    async (req: Request, res: Response) => {
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      const answered = (status: number, issued?: { realmId: string; tokens: TokenSet }) =>
+        host.tokenAnswered({
+          at: Date.now(),
+          userAgent: req.get("user-agent") ?? "",
+          grantType: body.grant_type ?? "",
+          status,
+          ...(issued ? { realmId: issued.realmId, refreshToken: issued.tokens.refresh_token } : {}),
+        });
+      const fault = host.tokenRequest();
+      if (fault.delayMs) await delay(fault.delayMs);
+      if (fault.refuse === "serverError") {
+        answered(503);
+        return gatewayPage(res, 503);
       }
-      if (body.grant_type === "refresh_token") {
-        return void res.json(host.oauth.refresh(app.appId, body.refresh_token ?? "", withHardExpiry).tokens);
+      const client = basicAuth(req);
+      const app = fault.refuse === "invalidClient" ? undefined : client && host.appByClient(client.id, client.secret);
+      if (!app) {
+        answered(401);
+        return void res.status(401).json({ error: "invalid_client" });
       }
-      throw new OAuthError("invalid_request", "grant_type must be authorization_code or refresh_token");
-    } catch (err) {
-      if (!(err instanceof OAuthError)) throw err;
-      res.status(400).json({ error: err.error, error_description: err.description });
-    }
-  });
+      const withHardExpiry = req.get("x-include-refresh-token-hard-expires-in") === "true";
+      try {
+        if (body.grant_type === "authorization_code") {
+          const issued = host.oauth.exchangeCode(app.appId, body.code ?? "", body.redirect_uri ?? "", withHardExpiry);
+          host.connected(app.appId, issued.realmId);
+          answered(200, issued);
+          return void res.json(issued.tokens);
+        }
+        if (body.grant_type === "refresh_token") {
+          const issued = host.oauth.refresh(app.appId, body.refresh_token ?? "", withHardExpiry);
+          answered(200, issued);
+          return void res.json(issued.tokens);
+        }
+        throw new OAuthError("invalid_request", "grant_type must be authorization_code or refresh_token");
+      } catch (err) {
+        if (!(err instanceof OAuthError)) throw err;
+        answered(400);
+        res.status(400).json({ error: err.error, error_description: err.description });
+      }
+    },
+  );
 
   router.post("/v2/oauth2/tokens/revoke", express.json(), (req: Request, res: Response) => {
     const client = basicAuth(req);

@@ -123,6 +123,17 @@ export class OAuthStore {
     }
   }
 
+  /** The refresh token of the app's grant on the company that still works, if any. */
+  liveRefreshToken(appId: string, realmId: string): string | undefined {
+    const now = this.clock.now();
+    for (const [text, refresh] of this.#refresh) {
+      const { grant } = refresh;
+      if (grant.appId !== appId || grant.realmId !== realmId || grant.revoked) continue;
+      if (!refresh.replaced && refresh.expiresAt >= now) return text;
+    }
+    return undefined;
+  }
+
   authenticate(accessToken: string | undefined, realmId: string): AuthResult {
     const access = accessToken ? this.#access.get(accessToken) : undefined;
     if (!access) return { ok: false, detail: "Token invalid: unknown access token" };

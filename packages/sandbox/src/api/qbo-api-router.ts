@@ -199,7 +199,8 @@ function bearer(req: Request): string | undefined {
   return /^bearer\s+(.+)$/i.exec(header)?.[1];
 }
 
-function endpointOf(path: string): ApiEndpoint {
+/** Which endpoint a path under `/v3/company/{realmId}` is. */
+export function endpointOf(path: string): ApiEndpoint {
   if (/\/query$/.test(path)) return "query";
   if (/\/cdc$/.test(path)) return "cdc";
   return "read";

@@ -252,6 +252,27 @@ describe("sandbox REST API", () => {
       expect(sandbox.apiStats().serverErrors[company.realmId]).toBe(3);
     });
 
+    it("faults - malformed 200 answers: cut short, wrongly typed, HTML; only on the endpoint named, only while counted", async () => {
+      const customer = company.create("Customer");
+      sandbox.setApiBehaviour({
+        malformedAnswers: [
+          { kind: "truncated", endpoint: "read", count: 1 },
+          { kind: "wrongTypes", endpoint: "read", count: 1 },
+          { kind: "html", endpoint: "query", count: 1 },
+        ],
+      });
+      const cut = await (await api(`/customer/${customer.Id}`)).text();
+      expect(() => JSON.parse(cut)).toThrow();
+      expect(cut.length).toBeGreaterThan(10);
+      const swapped: unknown = await (await api(`/customer/${customer.Id}`)).json();
+      expect(swapped).toMatchObject({ Customer: { Id: customer.Id.length, SyncToken: 1 } });
+      expect((await api(`/customer/${customer.Id}`)).status).toBe(200);
+      expect((await api(`/customer/${customer.Id}`)).headers.get("content-type")).toMatch(/json/);
+      const page = await api("/query?query=select%20*%20from%20Customer");
+      expect([page.status, page.headers.get("content-type")]).toEqual([200, "text/html; charset=utf-8"]);
+      expect(sandbox.apiStats().malformedAnswers).toBe(3);
+    });
+
     it("faults - lower-case fault variant and added latency", async () => {
       sandbox.setApiBehaviour({ lowerCaseFaults: true, latencyMs: 150 });
       const started = performance.now();

@@ -1,0 +1,185 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { Buckets } from "@qbo-webhooks/contracts";
+import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { createLogger } from "@qbo-webhooks/observability";
+import { Sandbox } from "@qbo-webhooks/sandbox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { KvTokenSource, StoredTokens } from "./kv-token-source.js";
+import { TokenCipher } from "./token-cipher.js";
+
+const WORKER = fileURLToPath(new URL("../dist/testing/token-churn-worker.js", import.meta.url));
+const REFRESHES = 1000;
+const REALMS = 20;
+/** Refresh loops per process. */
+const LOOPS = 6;
+
+/** One line a worker prints: what a refresh or read came to. */
+const Outcome = z.object({
+  name: z.string(),
+  realmId: z.string().optional(),
+  ok: z.string().optional(),
+  error: z.string().optional(),
+});
+type Outcome = z.infer<typeof Outcome>;
+
+/**
+ * Two token keepers (as in two reconcilers) and a reader (as in a processor) refresh the same 20
+ * realms, each a process, killed with -9 at random and started again, against a token endpoint
+ * that is slow, answers 503, or refuses our client (`invalid_client`).
+ */
+describe("token churn: three processes, random kills, a flaky token endpoint", () => {
+  let nats: NatsServerProcess;
+  let client: NatsClient;
+  let kv: KV;
+  let sandbox: Sandbox;
+  const key = randomBytes(32);
+  const cipher = new TokenCipher(key);
+  const children = new Set<ChildProcess>();
+  const outcomes: Outcome[] = [];
+  const logger = createLogger({ service: "test", level: "silent" });
+
+  beforeAll(async () => {
+    nats = await NatsServerProcess.start();
+    client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
+    kv = await openBucket(client, Buckets.tokens, { replicas: 1 });
+    sandbox = await Sandbox.start({ speed: 0 });
+    sandbox.registerApp({ appId: "app", clientId: "client", clientSecret: "secret", verifierToken: "v" });
+  });
+  afterAll(async () => {
+    for (const child of children) child.kill("SIGKILL");
+    await sandbox?.close();
+    await client?.drain();
+    await nats?.dispose();
+  });
+
+  it(`tokens - ${REFRESHES} refreshes: no rotated refresh token lost or overwritten by an older one; only invalid_grant disconnects`, {
+    timeout: 150_000,
+  }, async () => {
+    const killed = new Map<string, number>();
+    const realms = Array.from({ length: REALMS }, () => sandbox.createCompany().realmId);
+    const source = new KvTokenSource(kv, cipher, { tokenUrl: "unused", clientId: "client", clientSecret: "secret" });
+    /** What an operator does for a disconnected company: connect it again. */
+    const connect = async (realmId: string) => {
+      const set = sandbox.connect("app", realmId);
+      await source.save(realmId, {
+        accessToken: set.access_token,
+        refreshToken: set.refresh_token,
+        accessExpiresAt: Date.now() + set.expires_in * 1000,
+        refreshExpiresAt: Date.now() + set.x_refresh_token_expires_in * 1000,
+      });
+    };
+    for (const realmId of realms) await connect(realmId);
+    const stored = async (realmId: string) =>
+      StoredTokens.parse(JSON.parse(cipher.decrypt((await kv.get(realmId))?.string() ?? "")));
+    /**
+     * Whether a realm's newest refresh token went to a process killed before it could write it
+     * down. No client can save that one (its answer died with the process); any other loss is ours.
+     */
+    const lostToKill = (realmId: string) => {
+      const live = sandbox.oauth.liveRefreshToken("app", realmId);
+      const issuedTo = sandbox
+        .tokenLog()
+        .find((r) => r.refreshToken !== undefined && r.refreshToken === live)?.userAgent;
+      return issuedTo !== undefined && killed.has(issuedTo);
+    };
+    const lost: { realmId: string; explained: boolean }[] = [];
+    sandbox.setApiBehaviour({
+      tokenFaults: [
+        { kind: "slow", delayMs: 300, percent: 15 },
+        { kind: "serverError", percent: 10 },
+        { kind: "invalidClient", percent: 5 },
+      ],
+    });
+
+    const incarnations = new Map<string, number>();
+    const start = (slot: string, role: "keeper" | "reader") => {
+      const name = `${slot}.${(incarnations.get(slot) ?? 0) + 1}`;
+      incarnations.set(slot, (incarnations.get(slot) ?? 0) + 1);
+      const child = spawn(process.execPath, [WORKER], {
+        env: {
+          PATH: process.env.PATH ?? "",
+          NATS_URL: nats.url,
+          SANDBOX_URL: sandbox.url,
+          TOKEN_KEY: key.toString("base64"),
+          REALMS: realms.join(","),
+          ROLE: role,
+          NAME: name,
+          LOOPS: String(LOOPS),
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      children.add(child);
+      child.once("exit", () => children.delete(child));
+      if (child.stdout)
+        createInterface({ input: child.stdout }).on("line", (line) => outcomes.push(Outcome.parse(JSON.parse(line))));
+      return { name, child };
+    };
+    const slots = [
+      { slot: "keeper-a", role: "keeper" as const },
+      { slot: "keeper-b", role: "keeper" as const },
+      { slot: "reader", role: "reader" as const },
+    ];
+    const running = new Map(slots.map(({ slot, role }) => [slot, start(slot, role)]));
+    const refreshes = () =>
+      sandbox.tokenLog().filter((r) => r.grantType === "refresh_token" && r.status === 200).length;
+
+    const deadline = Date.now() + 120_000;
+    const killGap = () => Date.now() + 2000 + Math.random() * 3000;
+    let nextKill = killGap();
+    while (refreshes() < REFRESHES && Date.now() < deadline) {
+      await sleep(250);
+      // Access tokens expire every so often, so the reader meets 401s and refreshes.
+      await sandbox.clock.advance(3600_000);
+      for (const realmId of realms) {
+        if ((await stored(realmId)).refusedAt === undefined) continue;
+        lost.push({ realmId, explained: lostToKill(realmId) });
+        await connect(realmId);
+      }
+      if (Date.now() >= nextKill) {
+        const { slot, role } = slots[Math.floor(Math.random() * slots.length)] ?? { slot: "reader", role: "reader" };
+        const victim = running.get(slot);
+        if (!victim) throw new Error(`no process in slot ${slot}`);
+        victim.child.kill("SIGKILL");
+        killed.set(victim.name, Date.now());
+        await once(victim.child, "exit");
+        running.set(slot, start(slot, role));
+        nextKill = killGap();
+      }
+    }
+    for (const { child } of running.values()) {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    }
+    const tally = new Map<string, number>();
+    for (const o of outcomes) tally.set(o.error ?? o.ok ?? "other", (tally.get(o.error ?? o.ok ?? "other") ?? 0) + 1);
+    process.stdout.write(
+      `${JSON.stringify({ refreshes: refreshes(), kills: killed.size, lost: lost.length, outcomes: Object.fromEntries(tally) })}\n`,
+    );
+
+    // Every fault was met, and reported as what it is.
+    const errors = new Set(outcomes.flatMap((o) => (o.error ? [o.error] : [])));
+    expect(errors).toContain("QBO_SERVER");
+    expect(errors).toContain("QBO_CLIENT_REFUSED");
+    expect(outcomes.some((o) => o.ok === "read")).toBe(true);
+
+    // Every realm QuickBooks refused was refused because a killed process took its newest token
+    // with it; in the end, every other realm holds the one refresh token QuickBooks still accepts.
+    expect(lost.filter((l) => !l.explained)).toEqual([]);
+    for (const realmId of realms) {
+      const tokens = await stored(realmId);
+      if (tokens.refreshToken === sandbox.oauth.liveRefreshToken("app", realmId)) continue;
+      expect(lostToKill(realmId), `realm ${realmId}: its newest refresh token was lost`).toBe(true);
+    }
+    // Each kill costs at most the refreshes its process had in flight.
+    expect(lost.length).toBeLessThanOrEqual(killed.size * LOOPS);
+    expect(refreshes()).toBeGreaterThanOrEqual(REFRESHES);
+    expect(killed.size).toBeGreaterThanOrEqual(5);
+  });
+});
