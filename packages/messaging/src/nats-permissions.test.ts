@@ -96,16 +96,54 @@ describe("NATS: one user per service, each allowed only its own subjects (config
   it("nats - buckets are written only by the services that own them; tokens never by the ingress or ordering", async () => {
     await openBucket(as("operator"), Buckets.tokens, { replicas: 1 });
     await openBucket(as("operator"), Buckets.entities, { replicas: 1 });
-    const writes = async (user: User, bucket: BucketName) =>
-      (await openBucket(as(user), bucket, { replicas: 1 })).put("k", "v").then(
-        () => "written",
-        () => "refused",
-      );
+    const writes = (user: User, bucket: BucketName) =>
+      openBucket(as(user), bucket, { replicas: 1 })
+        .then((kv) => kv.put("k", "v"))
+        .then(
+          () => "written",
+          () => "refused",
+        );
     expect(await writes("processor", Buckets.tokens)).toBe("written");
     expect(await writes("reconciler", Buckets.tokens)).toBe("written");
     expect(await writes("ingress", Buckets.tokens)).toBe("refused");
     expect(await writes("ordering", Buckets.tokens)).toBe("refused");
     expect(await writes("reconciler", Buckets.entities)).toBe("refused");
     expect(await writes("processor", Buckets.entities)).toBe("written");
+  });
+
+  it("nats - the ingress and ordering cannot read the token or connect-flow buckets, nor watch or reconfigure them", async () => {
+    const tokens = await openBucket(as("operator"), Buckets.tokens, { replicas: 1 });
+    await tokens.put("realm-1", "sealed");
+    await openBucket(as("operator"), Buckets.connectFlows, { replicas: 1 });
+    const refusedRead = async (user: User, bucket: BucketName) => {
+      const read = await as(user)
+        .jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.realm-1` })
+        .then(
+          () => "read",
+          (err: unknown) => String(err),
+        );
+      const watched = await as(user)
+        .jsm.consumers.add(`KV_${bucket}`, { filter_subject: `$KV.${bucket}.>` })
+        .then(
+          () => "consumer made",
+          (err: unknown) => String(err),
+        );
+      const reconfigured = await as(user)
+        .jsm.streams.update(`KV_${bucket}`, { max_age: 1_000_000_000 })
+        .then(
+          () => "reconfigured",
+          (err: unknown) => String(err),
+        );
+      return [read, watched, reconfigured].map((outcome) =>
+        /permission|timeout/i.test(outcome) ? "refused" : outcome,
+      );
+    };
+    for (const user of ["ingress", "ordering"] as const) {
+      expect(await refusedRead(user, Buckets.tokens)).toEqual(["refused", "refused", "refused"]);
+      expect(await refusedRead(user, Buckets.connectFlows)).toEqual(["refused", "refused", "refused"]);
+    }
+    expect((await (await openBucket(as("processor"), Buckets.tokens, { replicas: 1 })).get("realm-1"))?.string()).toBe(
+      "sealed",
+    );
   });
 });
