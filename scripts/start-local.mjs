@@ -5,8 +5,23 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseOrExit } from "./cli-args.mjs";
+
+const USAGE = `Usage: npm start [-- --help]
+
+Runs the whole pipeline on this machine until Ctrl-C: nats-server, the QuickBooks sandbox (making
+changes and sending their webhooks), the ingress, ordering, the reconciler and PROCESSORS processors.
+Every start begins with an empty store (the sandbox keeps its companies in memory).
+
+Environment: PROCESSORS (2), PARTITIONS (16), SANDBOX_TRAFFIC_RATE (2 changes/s), HTTP_PORT (8080),
+  SANDBOX_PORT (8090), NATS_PORT (4222), NATS_URL (a NATS of your own), LOCAL_PORT_OFFSET (moves
+  every port), LOCAL_DATA_DIR (.data), QBO_VERIFIER_TOKENS, QBO_CLIENT_SECRET, TOKEN_ENCRYPTION_KEY.
+
+Exit codes: 0 stopped with Ctrl-C, 1 a service failed or another instance runs, 2 wrong command line.`;
+parseOrExit("npm start", USAGE, {});
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // LOCAL_PORT_OFFSET moves every port (tests run a whole pipeline beside another); LOCAL_DATA_DIR the state.
@@ -23,6 +38,59 @@ const clientSecret = process.env.QBO_CLIENT_SECRET ?? "local-client-secret";
 const trafficRate = process.env.SANDBOX_TRAFFIC_RATE ?? "2";
 const processors = Number(process.env.PROCESSORS ?? 2);
 const partitions = process.env.PARTITIONS ?? "16";
+
+// Before touching anything: is another instance running (its pid file), or are our ports taken?
+// A second start must never delete the store under a live nats-server.
+mkdirSync(dataDir, { recursive: true });
+const pidFile = join(dataDir, "npm-start.pid");
+const running = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined;
+if (running && isAlive(running)) {
+  console.error(
+    `npm start: qbo-webhooks is already running here (pid ${running}). Stop it with Ctrl-C in its terminal, or \`kill ${running}\`;\n` +
+      `or run a second one beside it with LOCAL_PORT_OFFSET=100 LOCAL_DATA_DIR=.data-2 npm start.`,
+  );
+  process.exit(1);
+}
+const ports = {
+  NATS: process.env.NATS_URL ? undefined : natsPort,
+  "NATS monitoring": process.env.NATS_URL ? undefined : Number(at(8222)),
+  ingress: Number(httpPort),
+  sandbox: Number(sandboxPort),
+  reconciler: Number(at(8083)),
+  "ops (health, metrics)": Number(at(9090)),
+};
+for (const [what, port] of Object.entries(ports)) {
+  if (port !== undefined && (await listening(port))) {
+    console.error(
+      `npm start: port ${port} (${what}) is in use by another program. Stop it, or move every port with LOCAL_PORT_OFFSET=100.`,
+    );
+    process.exit(1);
+  }
+}
+writeFileSync(pidFile, String(process.pid));
+process.on("exit", () => {
+  if (existsSync(pidFile) && Number(readFileSync(pidFile, "utf8")) === process.pid) rmSync(pidFile);
+});
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+function listening(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
 
 const children = [];
 function run(name, command, args, env = {}) {

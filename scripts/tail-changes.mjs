@@ -1,10 +1,30 @@
 // `npm run tail`: prints the change feed (stream QBO_CHANGES) as it arrives, one line per change.
-// Usage: npm run tail -- [--all] [--realm ID]   (NATS_URL, NATS_USER/NATS_PASSWORD or NATS_TOKEN as for the services)
-import { parseArgs } from "node:util";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { parseOrExit } from "./cli-args.mjs";
 
-const { values } = parseArgs({ options: { all: { type: "boolean", default: false }, realm: { type: "string" } } });
+const USAGE = `Usage: npm run tail -- [--all] [--realm ID]
+
+Prints the change feed (stream QBO_CHANGES) as changes arrive, one line each: when the change
+happened, realm, operation, entity and id, its SyncToken (or "gone"), and how long it took to apply.
+
+Options:
+  --all         start from the oldest change kept, not from now
+  --realm ID    only this company's changes
+  -h, --help    this help
+
+Environment: NATS_URL (nats://127.0.0.1:4222); NATS_USER and NATS_PASSWORD, or NATS_TOKEN (npm start's
+operator credentials are passed from .data/nats.env).
+
+Example:
+  $ npm run tail -- --realm 9130357766500000
+
+Exit codes: 0 stopped with Ctrl-C, 1 NATS unreachable, 2 wrong command line.`;
+
+const values = parseOrExit("npm run tail", USAGE, {
+  all: { type: "boolean", default: false },
+  realm: { type: "string" },
+});
 const nc = await connect({
   servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
   ...(process.env.NATS_USER ? { user: process.env.NATS_USER, pass: process.env.NATS_PASSWORD ?? "" } : {}),

@@ -116,12 +116,46 @@ describe("qbo-webhooks dlq", () => {
     expect((await cli("dlq", "list")).stdout.trim()).toBe("no dead letters");
   });
 
-  it("dlq - a wrong command exits 2 with the usage", async () => {
-    const error = await cli("dlq", "explode").catch((err: { code: number; stderr: string }) => err);
-    expect(error).toMatchObject({
-      code: 2,
-      stderr: expect.stringMatching(/unknown command[\s\S]*usage: qbo-webhooks/),
-    });
+  it("dlq - a wrong command or flag exits 2 with one line saying what is wrong and the usage, never a stack trace", async () => {
+    for (const args of [
+      ["dlq", "explode"],
+      ["dlq", "list", "--colour"],
+      ["dlq", "show", "x"],
+      ["dlq", "list", "--stage", "nope"],
+    ]) {
+      const error = await cli(...args).catch((err: { code: number; stderr: string }) => err);
+      expect(error, args.join(" ")).toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(/^qbo-webhooks: .+\n[\s\S]*usage/i),
+      });
+      expect((error as { stderr: string }).stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});
+
+describe("qbo-webhooks --help", () => {
+  const help = (...args: string[]) => run(process.execPath, [MAIN, ...args]);
+  it("help - the command and every subcommand answer --help and -h with a usage line, options and exit 0", async () => {
+    const pages = [
+      [],
+      ["realms"],
+      ["realms", "list"],
+      ["realms", "connect"],
+      ["realms", "disconnect"],
+      ["realms", "cdc"],
+      ["dlq"],
+      ["dlq", "list"],
+      ["dlq", "show"],
+      ["dlq", "replay"],
+    ];
+    for (const words of pages) {
+      const { stdout } = await help(...words, words.length % 2 ? "-h" : "--help");
+      expect(stdout, words.join(" ")).toMatch(new RegExp(`^Usage: qbo-webhooks ${words.join(" ")}`));
+      expect(stdout, words.join(" ")).toMatch(/Options:/);
+    }
+    const { stdout } = await help("--help");
+    expect(stdout).toMatch(/Examples:/);
+    expect(stdout).toMatch(/Exit codes: 0 done, 1 failed/);
   });
 });
 

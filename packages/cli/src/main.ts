@@ -1,165 +1,222 @@
 #!/usr/bin/env node
-// qbo-webhooks: operate the pipeline from a terminal. `qbo-webhooks help` lists the commands.
-import { parseArgs } from "node:util";
+// qbo-webhooks: operate the pipeline from a terminal. `qbo-webhooks --help` lists the commands.
+import { DLQ_STAGES } from "@qbo-webhooks/contracts";
 import { type NatsAuth, NatsClient } from "@qbo-webhooks/messaging";
 import { createLogger } from "@qbo-webhooks/observability";
 import { ConfigError, loadNatsAuth } from "@qbo-webhooks/service-kit";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 
-const USAGE = `usage: qbo-webhooks <command> [options]
+/** A usage error: the command line is wrong, not the system (exit 2, as CLIs conventionally do). */
+class UsageError extends Error {}
 
-  realms list                                     connected companies: status, last webhook, last CDC, tokens
-  realms connect [--entities Customer,Invoice]    the URL that connects a company (open it in a browser; the
-                                                  reconciler's ops port, asking for the operator token)
-  realms disconnect <realmId>                     stop following a company and forget its tokens
-  realms cdc <realmId> [--no-wait]                run a CDC catch-up for a company now, with progress
-  dlq list [--stage ingress|ordering|processor|delivery]   dead letters with their reasons
-  dlq show <seq>                                  one dead letter, with its body
-  dlq replay <seq>... | --all [--stage S]         send back where it failed, then remove it
+const EXIT_CODES = `
+Exit codes: 0 done, 1 failed (NATS unreachable, no such realm or letter, a CDC that did not finish),
+            2 wrong command line.`;
 
-options: --json (machine-readable output), --nats URL (default NATS_URL or nats://127.0.0.1:4222),
-         --partitions N (default: what the running system uses, read from NATS),
-         --reconciler URL (its ops port; default RECONCILER_URL or http://127.0.0.1:9093), --timeout SECONDS (default 600)`;
-
-function fail(message: string): never {
-  process.stderr.write(`qbo-webhooks: ${message}\n\n${USAGE}\n`);
-  process.exit(2);
+function positiveInteger(what: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1)
+      throw new InvalidArgumentError(`${what} must be a whole number of at least 1`);
+    return value;
+  };
 }
 
-let parsed: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    allowPositionals: true,
-    options: {
-      json: { type: "boolean", default: false },
-      all: { type: "boolean", default: false },
-      stage: { type: "string" },
-      nats: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
-      partitions: { type: "string" },
-      reconciler: { type: "string", default: process.env.RECONCILER_URL ?? "http://127.0.0.1:9093" },
-      entities: { type: "string" },
-      wait: { type: "boolean", default: true },
-      timeout: { type: "string", default: "600" },
-    },
-    allowNegative: true,
+const program = new Command("qbo-webhooks")
+  .description("Operate a running qbo-webhooks pipeline: connected companies (realms) and dead letters.")
+  .option("--json", "machine-readable output (one JSON document)", false)
+  .option("--nats <urls>", "NATS servers, comma-separated", process.env.NATS_URL ?? "nats://127.0.0.1:4222")
+  .addHelpText(
+    "after",
+    `
+Examples:
+  $ qbo-webhooks realms list
+  $ qbo-webhooks realms cdc 9130357766500000
+  $ qbo-webhooks dlq list --stage processor
+  $ qbo-webhooks dlq replay --all
+
+NATS credentials come from the environment, as for the services: NATS_USER and NATS_PASSWORD, NATS_CREDS,
+NATS_NKEY_SEED or NATS_TOKEN; TLS from NATS_CA, NATS_CERT and NATS_KEY.
+${EXIT_CODES}`,
+  )
+  .showHelpAfterError("(run with --help for usage)")
+  .showSuggestionAfterError()
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(`qbo-webhooks: ${text.replace(/^error: /, "")}`) });
+
+const globals = (command: Command) => command.optsWithGlobals<{ json: boolean; nats: string }>();
+const print = (command: Command, data: unknown, text: string) =>
+  process.stdout.write(globals(command).json ? `${JSON.stringify(data)}\n` : `${text}\n`);
+
+/** Runs `work` with a NATS connection (5 s to connect), drained afterwards. */
+async function withNats<T>(command: Command, work: (client: NatsClient) => Promise<T>): Promise<T> {
+  const { nats } = globals(command);
+  let auth: NatsAuth;
+  try {
+    auth = loadNatsAuth(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new UsageError(err.message);
+  }
+  const logger = createLogger({ service: "cli", level: "silent" });
+  const client = await Promise.race([
+    NatsClient.connect({ servers: nats.split(","), name: "qbo-webhooks-cli", logger, auth }),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`cannot reach NATS at ${nats}: set --nats or NATS_URL`)), 5000).unref(),
+    ),
+  ]);
+  try {
+    return await work(client);
+  } finally {
+    await client.drain();
+  }
+}
+
+const realms = program
+  .command("realms")
+  .description("connected companies: list, connect, disconnect, catch up")
+  .addHelpText("after", EXIT_CODES);
+
+realms
+  .command("list")
+  .description("connected companies: status, last webhook, last CDC, token expiry")
+  .action(async (_options, command: Command) => {
+    await withNats(command, async (client) => {
+      const all = await (await openRealms(client)).list();
+      print(command, all, realmLines(all));
+    });
   });
-}
-try {
-  parsed = parse();
-} catch (err) {
-  fail((err as Error).message);
-}
-const { values, positionals } = parsed;
-const [group, command, ...rest] = positionals;
-if (!group || group === "help") {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-const COMMANDS: Record<string, readonly string[]> = {
-  dlq: ["list", "show", "replay"],
-  realms: ["list", "connect", "disconnect", "cdc"],
-};
-if (!COMMANDS[group]?.includes(command ?? "")) fail(`unknown command "${positionals.join(" ")}"`);
-if (group === "realms" && command === "connect") {
-  // Needs no NATS: the reconciler serves the flow.
-  const url = new URL("/connect", values.reconciler);
-  if (values.entities) url.searchParams.set("entities", values.entities);
-  process.stdout.write(
-    values.json
-      ? `${JSON.stringify({ url: url.toString() })}\n`
-      : `Open this in a browser (any user name, the operator token OPERATOR_TOKEN as password) and approve the company:\n  ${url}\n`,
-  );
-  process.exit(0);
-}
-const timeoutSeconds = Number(values.timeout);
-if (!(timeoutSeconds > 0)) fail("--timeout must be a number of seconds above 0");
-if (values.stage && !["ingress", "ordering", "processor", "delivery"].includes(values.stage))
-  fail("--stage must be ingress, ordering, processor or delivery");
-const partitionsFlag = values.partitions === undefined ? undefined : Number(values.partitions);
-if (partitionsFlag !== undefined && (!Number.isInteger(partitionsFlag) || partitionsFlag < 1))
-  fail("--partitions must be a whole number of at least 1");
-const seqs = rest.map(Number);
-if (seqs.some((n) => !Number.isInteger(n) || n < 1))
-  fail("sequence numbers are whole numbers; see `qbo-webhooks dlq list`");
 
-const logger = createLogger({ service: "cli", level: "silent" });
-let auth: NatsAuth;
-try {
-  auth = loadNatsAuth(process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  fail(`${err.message}\n(NATS credentials: NATS_USER and NATS_PASSWORD, NATS_CREDS, NATS_NKEY_SEED or NATS_TOKEN)`);
-}
-const client = await Promise.race([
-  NatsClient.connect({ servers: values.nats.split(","), name: "qbo-webhooks-cli", logger, auth }),
-  new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`cannot reach NATS at ${values.nats}`)), 5000).unref(),
-  ),
-]).catch((err: Error) => {
-  process.stderr.write(`qbo-webhooks: ${err.message}. Set --nats or NATS_URL.\n`);
-  process.exit(1);
-});
-const print = (data: unknown, text: string) =>
-  process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : `${text}\n`);
+realms
+  .command("connect")
+  .description("print the URL that connects a company (open it in a browser, operator token as password)")
+  .option("--entities <types>", "entity types to follow, comma-separated (default: all the reconciler follows)")
+  .option("--reconciler <url>", "the reconciler's ops address", process.env.RECONCILER_URL ?? "http://127.0.0.1:9093")
+  .action((options: { entities?: string; reconciler: string }, command: Command) => {
+    // Needs no NATS: the reconciler serves the flow.
+    const url = new URL("/connect", options.reconciler);
+    if (options.entities) url.searchParams.set("entities", options.entities);
+    print(
+      command,
+      { url: url.toString() },
+      `Open this in a browser (any user name, the operator token OPERATOR_TOKEN as password) and approve the company:\n  ${url}`,
+    );
+  });
 
-try {
-  if (group === "realms") {
-    const realms = await openRealms(client);
-    const realmId = rest[0];
-    if (command === "list") {
-      const all = await realms.list();
-      print(all, realmLines(all));
-    } else if (!realmId) {
-      fail(`realms ${command} needs a realm id; see qbo-webhooks realms list`);
-    } else if (command === "disconnect") {
-      const record = await disconnectRealm(client, realms, realmId);
-      print(record, `realm ${realmId} disconnected; connect it again with qbo-webhooks realms connect`);
-    } else {
-      const record = await requestCdc(realms, realmId, {
-        wait: values.wait,
-        showProgress: !values.json && process.stderr.isTTY === true,
-        timeoutMs: timeoutSeconds * 1000,
+realms
+  .command("disconnect")
+  .description("stop following a company and forget its tokens")
+  .argument("<realmId>", "the company's realm id (see realms list)")
+  .action(async (realmId: string, _options, command: Command) => {
+    await withNats(command, async (client) => {
+      const record = await disconnectRealm(client, await openRealms(client), realmId);
+      print(command, record, `realm ${realmId} disconnected; connect it again with qbo-webhooks realms connect`);
+    });
+  });
+
+realms
+  .command("cdc")
+  .description("run a CDC catch-up of a company now, following it to the end")
+  .argument("<realmId>", "the company's realm id (see realms list)")
+  .option("--no-wait", "only ask for it; the reconciler's leader runs it")
+  .option("--timeout <seconds>", "how long to wait for the run", positiveInteger("--timeout"), 600)
+  .action(async (realmId: string, options: { wait: boolean; timeout: number }, command: Command) => {
+    await withNats(command, async (client) => {
+      const record = await requestCdc(await openRealms(client), realmId, {
+        wait: options.wait,
+        showProgress: !globals(command).json && process.stderr.isTTY === true,
+        timeoutMs: options.timeout * 1000,
       });
       print(
+        command,
         record,
-        values.wait
+        options.wait
           ? `CDC of ${realmId} ${record.lastCdcResult ?? "finished"}; verified until ${new Date(record.verifiedUntil ?? 0).toISOString()}`
           : `CDC of ${realmId} requested; the reconciler's leader runs it`,
       );
-    }
-  } else if (command === "list") {
-    const letters = await listDeadLetters(client, values.stage);
-    print(
-      letters.map(({ body: _body, ...meta }) => meta),
-      letters.length === 0
-        ? "no dead letters"
-        : letters
-            .map((l) => `${String(l.seq).padStart(6)}  ${l.storedAt}  ${l.stage.padEnd(9)}  ${l.reason}`)
-            .join("\n"),
-    );
-  } else if (command === "show") {
-    if (seqs.length !== 1) fail("dlq show takes one sequence number");
-    const letter = await readDeadLetter(client, seqs[0] as number);
-    if (!letter) fail(`no dead letter ${seqs[0]}`);
-    print(
-      letter,
-      `seq ${letter.seq} (${letter.stage}, ${letter.storedAt})\nreason: ${letter.reason}\n\n${letter.body}`,
-    );
-  } else {
-    if (!values.all && seqs.length === 0) fail("dlq replay needs sequence numbers or --all");
-    const targets = values.all ? (await listDeadLetters(client, values.stage)).map((l) => l.seq) : seqs;
-    const partitions = partitionsFlag ?? (await systemPartitions(client));
-    const results = [];
-    for (const seq of targets) results.push({ seq, subject: await replayDeadLetter(client, seq, partitions) });
-    print(
-      results,
-      results.length ? results.map((r) => `replayed ${r.seq} to ${r.subject}`).join("\n") : "nothing to replay",
-    );
-  }
+    });
+  });
+
+const dlq = program.command("dlq").description("dead letters: list, show, replay").addHelpText("after", EXIT_CODES);
+const stageOption = () => new Option("--stage <stage>", "only the letters of one stage").choices(DLQ_STAGES);
+
+dlq
+  .command("list")
+  .description("dead letters with their stage and reason")
+  .addOption(stageOption())
+  .action(async (options: { stage?: string }, command: Command) => {
+    await withNats(command, async (client) => {
+      const letters = await listDeadLetters(client, options.stage);
+      print(
+        command,
+        letters.map(({ body: _body, ...meta }) => meta),
+        letters.length === 0
+          ? "no dead letters"
+          : letters
+              .map((l) => `${String(l.seq).padStart(6)}  ${l.storedAt}  ${l.stage.padEnd(9)}  ${l.reason}`)
+              .join("\n"),
+      );
+    });
+  });
+
+dlq
+  .command("show")
+  .description("one dead letter, with its body")
+  .argument("<seq>", "its sequence number (see dlq list)", positiveInteger("the sequence number"))
+  .action(async (seq: number, _options, command: Command) => {
+    await withNats(command, async (client) => {
+      const letter = await readDeadLetter(client, seq);
+      if (!letter) throw new Error(`no dead letter ${seq}; see qbo-webhooks dlq list`);
+      print(
+        command,
+        letter,
+        `seq ${letter.seq} (${letter.stage}, ${letter.storedAt})\nreason: ${letter.reason}\n\n${letter.body}`,
+      );
+    });
+  });
+
+dlq
+  .command("replay")
+  .description("send dead letters back to the stage that failed, then remove them")
+  .argument("[seq...]", "sequence numbers (see dlq list)")
+  .option("--all", "every dead letter (of --stage, if given)", false)
+  .addOption(stageOption())
+  .option(
+    "--partitions <n>",
+    "partition count to route by (default: what the running system uses, read from NATS)",
+    positiveInteger("--partitions"),
+  )
+  .action(
+    async (seqTexts: string[], options: { all: boolean; stage?: string; partitions?: number }, command: Command) => {
+      const seqs = seqTexts.map(positiveInteger("a sequence number"));
+      if (!options.all && seqs.length === 0) throw new UsageError("dlq replay needs sequence numbers or --all");
+      await withNats(command, async (client) => {
+        const targets = options.all ? (await listDeadLetters(client, options.stage)).map((l) => l.seq) : seqs;
+        const partitions = options.partitions ?? (await systemPartitions(client));
+        const results = [];
+        for (const seq of targets) results.push({ seq, subject: await replayDeadLetter(client, seq, partitions) });
+        print(
+          command,
+          results,
+          results.length ? results.map((r) => `replayed ${r.seq} to ${r.subject}`).join("\n") : "nothing to replay",
+        );
+      });
+    },
+  );
+
+try {
+  await program.parseAsync();
 } catch (err) {
-  process.stderr.write(`qbo-webhooks: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-} finally {
-  await client.drain();
+  if (err instanceof CommanderError) {
+    // Help and version end well; every other complaint of the parser is about the command line.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (err instanceof UsageError || err instanceof InvalidArgumentError) {
+    process.stderr.write(`qbo-webhooks: ${err.message} (run with --help for usage)\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`qbo-webhooks: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
 }

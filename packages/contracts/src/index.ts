@@ -22,4 +22,4 @@ export { RealmRecord, RealmStatus } from "./realm-record.js";
 export type { PayloadForm, Recognition } from "./recognize-notification.js";
 export { recognizeNotification } from "./recognize-notification.js";
 export type { BucketName, DlqStage, StreamRetention, StreamSpec } from "./streams.js";
-export { BucketLimits, Buckets, Consumers, PARTITIONS_METADATA, Streams, Subjects } from "./streams.js";
+export { BucketLimits, Buckets, Consumers, DLQ_STAGES, PARTITIONS_METADATA, Streams, Subjects } from "./streams.js";

@@ -31,7 +31,7 @@ type Outcome = z.infer<typeof Outcome>;
 
 /**
  * Two token keepers (as in two reconcilers) and a reader (as in a processor) refresh the same 20
- * realms, each a process, killed with -9 at random and started again, against a token endpoint
+ * realms, each a process, killed with -9 (one every 50 to 100 refreshes) and started again, against a token endpoint
  * that is slow, answers 503, or refuses our client (`invalid_client`).
  */
 describe("token churn: three processes, random kills, a flaky token endpoint", () => {
@@ -60,7 +60,7 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
   });
 
   it(`tokens - ${REFRESHES} refreshes: no rotated refresh token lost or overwritten by an older one; only invalid_grant disconnects`, {
-    timeout: 150_000,
+    timeout: 330_000,
   }, async () => {
     const killed = new Map<string, number>();
     const realms = Array.from({ length: REALMS }, () => sandbox.createCompany().realmId);
@@ -130,8 +130,9 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
     const refreshes = () =>
       sandbox.tokenLog().filter((r) => r.grantType === "refresh_token" && r.status === 200).length;
 
-    const deadline = Date.now() + 120_000;
-    const killGap = () => Date.now() + 2000 + Math.random() * 3000;
+    // Kills come with progress, every 50 to 100 refreshes, so a slow machine meets as many as a fast one.
+    const deadline = Date.now() + 300_000;
+    const killGap = () => refreshes() + 50 + Math.floor(Math.random() * 50);
     let nextKill = killGap();
     while (refreshes() < REFRESHES && Date.now() < deadline) {
       await sleep(250);
@@ -142,7 +143,7 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
         lost.push({ realmId, explained: lostToKill(realmId) });
         await connect(realmId);
       }
-      if (Date.now() >= nextKill) {
+      if (refreshes() >= nextKill) {
         const { slot, role } = slots[Math.floor(Math.random() * slots.length)] ?? { slot: "reader", role: "reader" };
         const victim = running.get(slot);
         if (!victim) throw new Error(`no process in slot ${slot}`);
@@ -180,6 +181,6 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
     // Each kill costs at most the refreshes its process had in flight.
     expect(lost.length).toBeLessThanOrEqual(killed.size * LOOPS);
     expect(refreshes()).toBeGreaterThanOrEqual(REFRESHES);
-    expect(killed.size).toBeGreaterThanOrEqual(5);
+    expect(killed.size).toBeGreaterThanOrEqual(10);
   });
 });

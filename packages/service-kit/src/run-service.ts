@@ -1,4 +1,4 @@
-import { createLogger, type Logger, type LogLevel, startTelemetry, type Telemetry } from "@qbo-webhooks/observability";
+import { createLogger, type Logger, type LogLevel, type Telemetry } from "@qbo-webhooks/observability";
 import { ConfigError } from "./load-env.js";
 
 export interface RunningService {
@@ -33,6 +33,7 @@ export async function runService<C>(definition: ServiceDefinition<C>): Promise<v
     process.exit(1);
   }
   const logger = createLogger({ service: definition.name, level: config.logLevel });
+  const { startTelemetry } = await import("@qbo-webhooks/observability/telemetry");
   const telemetry = startTelemetry({ serviceName: `qbo-webhooks-${definition.name}`, exportOtlp: config.exportTraces });
   const service = await definition.start(config, logger, telemetry).catch((err: unknown) => {
     logger.fatal({ err }, `${definition.name} failed to start`);

@@ -1,6 +1,6 @@
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { Streams } from "@qbo-webhooks/contracts";
-import { startTelemetry, type Telemetry } from "@qbo-webhooks/observability";
+import { startTelemetry, type Telemetry } from "@qbo-webhooks/observability/telemetry";
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
