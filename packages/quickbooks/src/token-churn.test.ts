@@ -79,15 +79,14 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
     const stored = async (realmId: string) =>
       StoredTokens.parse(JSON.parse(cipher.decrypt((await kv.get(realmId))?.string() ?? "")));
     /**
-     * Whether a realm's newest refresh token went to a process killed before it could write it
-     * down. No client can save that one (its answer died with the process); any other loss is ours.
+     * Whether a realm's newest refresh token never reached anyone who could keep it: issued into a
+     * connection its client had closed (it timed out, or died), or to a process killed before it
+     * could write it down. No client can save such a token; any other loss is ours.
      */
-    const lostToKill = (realmId: string) => {
+    const neverReachedAKeeper = (realmId: string) => {
       const live = sandbox.oauth.liveRefreshToken("app", realmId);
-      const issuedTo = sandbox
-        .tokenLog()
-        .find((r) => r.refreshToken !== undefined && r.refreshToken === live)?.userAgent;
-      return issuedTo !== undefined && killed.has(issuedTo);
+      const issued = sandbox.tokenLog().find((r) => r.refreshToken !== undefined && r.refreshToken === live);
+      return issued !== undefined && (issued.clientGone || killed.has(issued.userAgent));
     };
     const lost: { realmId: string; explained: boolean }[] = [];
     sandbox.setApiBehaviour({
@@ -140,7 +139,7 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
       await sandbox.clock.advance(3600_000);
       for (const realmId of realms) {
         if ((await stored(realmId)).refusedAt === undefined) continue;
-        lost.push({ realmId, explained: lostToKill(realmId) });
+        lost.push({ realmId, explained: neverReachedAKeeper(realmId) });
         await connect(realmId);
       }
       if (refreshes() >= nextKill) {
@@ -176,7 +175,7 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
     for (const realmId of realms) {
       const tokens = await stored(realmId);
       if (tokens.refreshToken === sandbox.oauth.liveRefreshToken("app", realmId)) continue;
-      expect(lostToKill(realmId), `realm ${realmId}: its newest refresh token was lost`).toBe(true);
+      expect(neverReachedAKeeper(realmId), `realm ${realmId}: its newest refresh token was lost`).toBe(true);
     }
     // Each kill costs at most the refreshes its process had in flight.
     expect(lost.length).toBeLessThanOrEqual(killed.size * LOOPS);

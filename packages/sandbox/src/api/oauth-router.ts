@@ -28,6 +28,8 @@ export interface TokenRecord {
   readonly userAgent: string;
   readonly grantType: string;
   readonly status: number;
+  /** The client had closed the connection before this answer: it never arrived. */
+  readonly clientGone: boolean;
   readonly realmId?: string;
   /** The refresh token issued, when one was. */
   readonly refreshToken?: string;
@@ -63,12 +65,18 @@ export function oauthRouter(host: OAuthHost): Router {
     express.urlencoded({ extended: false }),
     async (req: Request, res: Response) => {
       const body = (req.body ?? {}) as Record<string, string | undefined>;
+      // A client that gave up (timed out, or died) before the answer: whatever is issued now reaches nobody.
+      let clientGone = false;
+      res.once("close", () => {
+        if (!res.writableFinished) clientGone = true;
+      });
       const answered = (status: number, issued?: { realmId: string; tokens: TokenSet }) =>
         host.tokenAnswered({
           at: Date.now(),
           userAgent: req.get("user-agent") ?? "",
           grantType: body.grant_type ?? "",
           status,
+          clientGone,
           ...(issued ? { realmId: issued.realmId, refreshToken: issued.tokens.refresh_token } : {}),
         });
       const fault = host.tokenRequest();
