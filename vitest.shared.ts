@@ -9,9 +9,8 @@ export function sharedConfig(options: { integration?: boolean } = {}) {
     test: {
       include: ["src/**/*.test.ts"],
       reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
-      // Integration tests start real nats-server processes: give them time, and run a package's files
-      // one at a time (`npm test` runs two packages at once on this 2-core budget), so timing
-      // assertions (the 3 s deadline) stay meaningful.
+      // Integration tests start real nats-server processes: give them time, and run files one at a
+      // time on this 2-core budget so timing assertions (the 3 s deadline) stay meaningful.
       ...(options.integration ? { testTimeout: 30_000, hookTimeout: 30_000, fileParallelism: false } : {}),
     },
   });
