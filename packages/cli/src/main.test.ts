@@ -148,8 +148,10 @@ describe("qbo-webhooks --help", () => {
       ["dlq", "show"],
       ["dlq", "replay"],
     ];
-    for (const words of pages) {
-      const { stdout } = await help(...words, words.length % 2 ? "-h" : "--help");
+    // Each page is a CLI start of its own: all at once, to keep the suite short.
+    const outputs = await Promise.all(pages.map((words) => help(...words, words.length % 2 ? "-h" : "--help")));
+    for (const [i, { stdout }] of outputs.entries()) {
+      const words = pages[i] ?? [];
       expect(stdout, words.join(" ")).toMatch(new RegExp(`^Usage: qbo-webhooks ${words.join(" ")}`));
       expect(stdout, words.join(" ")).toMatch(/Options:/);
     }
