@@ -6,7 +6,7 @@ import { createLogger } from "@qbo-webhooks/observability";
 import { ConfigError, loadNatsAuth } from "@qbo-webhooks/service-kit";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
-import { disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
+import { cdcSummaryLine, disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 
 /** A usage error: the command line is wrong, not the system (exit 2, as CLIs conventionally do). */
 class UsageError extends Error {}
@@ -132,9 +132,7 @@ realms
       print(
         command,
         record,
-        options.wait
-          ? `CDC of ${realmId} ${record.lastCdcResult ?? "finished"}; verified until ${new Date(record.verifiedUntil ?? 0).toISOString()}`
-          : `CDC of ${realmId} requested; the reconciler's leader runs it`,
+        options.wait ? cdcSummaryLine(record) : `CDC of ${realmId} requested; the reconciler's leader runs it`,
       );
     });
   });

@@ -94,3 +94,15 @@ export async function requestCdc(
     bar?.stop();
   }
 }
+
+/** What a finished CDC run came to, in one sentence. */
+export function cdcSummaryLine(record: RealmRecord): string {
+  const summary = record.lastCdcSummary;
+  const result = `CDC of ${record.realmId} ${record.lastCdcResult ?? "finished"}`;
+  if (!summary) return result;
+  return (
+    `${result}: ${summary.found} found in QuickBooks, ${summary.published} published to the pipeline ` +
+    `(${summary.missed} that no webhook announced), ${summary.left} already in our copy, ` +
+    `${summary.deferred} changed after ${when(summary.upTo)} left to the next run`
+  );
+}

@@ -13,6 +13,7 @@ export { ENTITY_NAMES, entityNameFromAnyCase } from "./entity-names.js";
 export { CDC_UNSUPPORTED_ENTITIES, operationsOf } from "./entity-operations.js";
 export { Headers } from "./headers.js";
 export { isSignedByIntuit, signIntuitPayload } from "./intuit-signature.js";
+export { jsonOrUndefined } from "./json-or-undefined.js";
 export { LegacyEntityChange, LegacyNotification } from "./legacy-notification.js";
 export { notificationMsgId } from "./notification-id.js";
 export { Operation, operationFromWord } from "./operation.js";

@@ -23,6 +23,23 @@ export const RealmRecord = z.object({
   verifiedUntil: time.optional(),
   lastCdcAt: time.optional(),
   lastCdcResult: z.enum(["succeeded", "failed"]).optional(),
+  /**
+   * What the last CDC run came to: objects QuickBooks listed, events published to the pipeline
+   * (of which `missed`: changes no webhook announced), objects left as they were (our copy had them
+   * already), objects deferred (changed after `upTo`, the instant up to which the run took changes:
+   * the next run's).
+   */
+  lastCdcSummary: z
+    .object({
+      kind: z.enum(["catch-up", "daily", "requested"]),
+      found: z.number().int().nonnegative(),
+      published: z.number().int().nonnegative(),
+      missed: z.number().int().nonnegative(),
+      left: z.number().int().nonnegative(),
+      deferred: z.number().int().nonnegative(),
+      upTo: time,
+    })
+    .optional(),
   lastDailyCdcAt: time.optional(),
   /** A CDC asked for by hand (the CLI) or by a reconnect: the leader runs it and clears this. */
   cdcRequestedAt: time.optional(),

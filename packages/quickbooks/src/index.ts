@@ -1,7 +1,14 @@
 export { connectQuickBooks } from "./connect-quickbooks.js";
 export { KvTokenSource, StoredTokens } from "./kv-token-source.js";
 export type { IssuedTokens, OAuthEndpoint } from "./oauth.js";
-export { ACCOUNTING_SCOPE, authorizeUrl, INTUIT_AUTHORIZE_URL, INTUIT_TOKEN_URL, requestTokens } from "./oauth.js";
+export {
+  ACCOUNTING_SCOPE,
+  authorizeUrl,
+  INTUIT_AUTHORIZE_URL,
+  INTUIT_TOKEN_URL,
+  issuedTokensOf,
+  requestTokens,
+} from "./oauth.js";
 export { type CompanyInfo, QboObject } from "./qbo-answers.js";
 export type { ApiOperation, ChangedSince, QuickBooksClientOptions, TokenSource } from "./quickbooks-client.js";
 export {
@@ -12,7 +19,7 @@ export {
   QuickBooksClient,
 } from "./quickbooks-client.js";
 export type { QuickBooksSettings } from "./quickbooks-env.js";
-export { checkQuickBooksEnv, quickbooksEnvFields, quickbooksSettings } from "./quickbooks-env.js";
+export { checkQuickBooksEnv, quickbooksEndpoints, quickbooksEnvFields, quickbooksSettings } from "./quickbooks-env.js";
 export type { QuickBooksErrorCode } from "./quickbooks-error.js";
 export { QuickBooksError } from "./quickbooks-error.js";
 export { readFault } from "./read-fault.js";

@@ -1,34 +1,25 @@
 import { randomBytes } from "node:crypto";
-import { Buckets } from "@qbo-webhooks/contracts";
-import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
-import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
-import { createLogger } from "@qbo-webhooks/observability";
-import { Sandbox } from "@qbo-webhooks/sandbox";
+import type { KV } from "@qbo-webhooks/messaging";
+import type { Sandbox } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvTokenSource } from "./kv-token-source.js";
+import { issuedTokensOf } from "./oauth.js";
 import type { QuickBooksError } from "./quickbooks-error.js";
+import { startTokenBucket, type TokenBucket } from "./testing/token-bucket.js";
 import { TokenCipher } from "./token-cipher.js";
 
-const logger = createLogger({ service: "test", level: "silent" });
-
 describe("kv-token-source", () => {
-  let nats: NatsServerProcess;
-  let client: NatsClient;
+  let bucket: TokenBucket;
   let kv: KV;
   let sandbox: Sandbox;
   const cipher = new TokenCipher(randomBytes(32));
 
   beforeAll(async () => {
-    nats = await NatsServerProcess.start();
-    client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
-    kv = await openBucket(client, Buckets.tokens, { replicas: 1 });
-    sandbox = await Sandbox.start({ speed: 0 });
-    sandbox.registerApp({ appId: "app", clientId: "client", clientSecret: "secret", verifierToken: "v" });
+    bucket = await startTokenBucket();
+    ({ kv, sandbox } = bucket);
   });
   afterAll(async () => {
-    await sandbox?.close();
-    await client?.drain();
-    await nats?.dispose();
+    await bucket?.close();
   });
 
   const source = () =>
@@ -41,14 +32,7 @@ describe("kv-token-source", () => {
 
   async function connected() {
     const company = sandbox.createCompany();
-    const tokens = sandbox.connect("app", company.realmId);
-    const now = sandbox.clock.now();
-    await source().save(company.realmId, {
-      accessToken: tokens.access_token,
-      refreshToken: tokens.refresh_token,
-      accessExpiresAt: now + tokens.expires_in * 1000,
-      refreshExpiresAt: now + tokens.x_refresh_token_expires_in * 1000,
-    });
+    await source().save(company.realmId, issuedTokensOf(sandbox.connect("app", company.realmId), sandbox.clock.now()));
     return company.realmId;
   }
 

@@ -1,6 +1,7 @@
+import { jsonOrUndefined } from "@qbo-webhooks/contracts";
 import { z } from "zod";
 import { answerOf, parseAnswer } from "./qbo-answers.js";
-import { QuickBooksError } from "./quickbooks-error.js";
+import { fetchFailed, QuickBooksError } from "./quickbooks-error.js";
 
 /** Intuit's consent page (QBO.md §7); the sandbox serves the same path. */
 export const INTUIT_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2";
@@ -38,6 +39,12 @@ const TokenResponse = z.looseObject({
   expires_in: z.number(),
   x_refresh_token_expires_in: z.number(),
 });
+
+/** The fields of the token endpoint's answer that we keep. */
+type TokenAnswer = Pick<
+  z.infer<typeof TokenResponse>,
+  "access_token" | "refresh_token" | "expires_in" | "x_refresh_token_expires_in"
+>;
 
 /** Where to send a user to connect a company: the consent page, coming back to `redirectUri` with a code. */
 export function authorizeUrl(
@@ -86,14 +93,12 @@ export async function requestTokens(
     });
     text = await response.text();
   } catch (err) {
-    if (timeout.aborted) {
-      throw new QuickBooksError("QBO_TIMEOUT", "token endpoint: no answer within the timeout", {}, { cause: err });
-    }
-    throw new QuickBooksError("QBO_NETWORK", "token endpoint: the connection failed", {}, { cause: err });
+    throw fetchFailed("token endpoint", timeout.aborted, err);
   }
   const intuitTid = response.headers.get("intuit_tid") ?? undefined;
   const details = { status: response.status, ...(intuitTid ? { intuitTid } : {}) };
   if (!response.ok) {
+    // An error page that is not JSON: its status says enough.
     const error = TokenError.safeParse(jsonOrUndefined(text)).data?.error;
     if (error === "invalid_grant") {
       throw new QuickBooksError(
@@ -112,20 +117,15 @@ export async function requestTokens(
     throw new QuickBooksError("QBO_SERVER", `token request failed (${response.status} ${error ?? ""})`, details);
   }
   const contentType = response.headers.get("content-type") ?? "";
-  const tokens = parseAnswer(TokenResponse, answerOf(text, contentType, "token endpoint", details));
-  const at = now();
-  return {
-    accessToken: tokens.access_token,
-    refreshToken: tokens.refresh_token,
-    accessExpiresAt: at + tokens.expires_in * 1000,
-    refreshExpiresAt: at + tokens.x_refresh_token_expires_in * 1000,
-  };
+  return issuedTokensOf(parseAnswer(TokenResponse, answerOf(text, contentType, "token endpoint", details)), now());
 }
 
-function jsonOrUndefined(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined; // an error page: its status says enough
-  }
+/** The token endpoint's answer as we keep it: lifetimes in seconds become instants from `at` (ms). */
+export function issuedTokensOf(answer: TokenAnswer, at: number): IssuedTokens {
+  return {
+    accessToken: answer.access_token,
+    refreshToken: answer.refresh_token,
+    accessExpiresAt: at + answer.expires_in * 1000,
+    refreshExpiresAt: at + answer.x_refresh_token_expires_in * 1000,
+  };
 }

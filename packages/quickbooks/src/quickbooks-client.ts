@@ -16,7 +16,7 @@ import {
   queryAnswer,
   readAnswer,
 } from "./qbo-answers.js";
-import { QuickBooksError } from "./quickbooks-error.js";
+import { fetchFailed, QuickBooksError } from "./quickbooks-error.js";
 import { readFault } from "./read-fault.js";
 import { RealmRateLimiter } from "./realm-rate-limiter.js";
 
@@ -270,10 +270,7 @@ export class QuickBooksClient {
         if (signal?.aborted) throw err;
         const timedOut = timeout.aborted;
         this.#requests?.inc({ operation, status: timedOut ? "timeout" : "error" });
-        if (timedOut) {
-          throw new QuickBooksError("QBO_TIMEOUT", `${operation}: no answer within the timeout`, {}, { cause: err });
-        }
-        throw new QuickBooksError("QBO_NETWORK", `${operation}: the connection failed`, {}, { cause: err });
+        throw fetchFailed(operation, timedOut, err);
       }
       this.#requests?.inc({ operation, status: String(response.status) });
       const intuitTid = response.headers.get("intuit_tid") ?? undefined;

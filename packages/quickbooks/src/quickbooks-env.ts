@@ -55,6 +55,8 @@ export interface QuickBooksSettings {
   readonly apiBaseUrl: string;
   readonly tokenUrl: string;
   readonly authorizeUrl: string;
+  /** The OAuth URLs taken from `QBO_API_BASE_URL` because they were not set (our sandbox serves OAuth next to its API). */
+  readonly impliedByApiBaseUrl: readonly ("QBO_TOKEN_URL" | "QBO_AUTHORIZE_URL")[];
   readonly clientId: string;
   readonly clientSecret: string;
   readonly tokenKey: Uint8Array;
@@ -68,8 +70,26 @@ export function quickbooksSettings(c: Parsed): QuickBooksSettings {
     apiBaseUrl: sandbox ?? API_BASE[c.QBO_ENVIRONMENT],
     tokenUrl: c.QBO_TOKEN_URL ?? (sandbox ? `${sandbox}/oauth2/v1/tokens/bearer` : INTUIT_TOKEN_URL),
     authorizeUrl: c.QBO_AUTHORIZE_URL ?? (sandbox ? `${sandbox}/connect/oauth2` : INTUIT_AUTHORIZE_URL),
+    impliedByApiBaseUrl: sandbox
+      ? (["QBO_TOKEN_URL", "QBO_AUTHORIZE_URL"] as const).filter((name) => c[name] === undefined)
+      : [],
     clientId: c.QBO_CLIENT_ID,
     clientSecret: c.QBO_CLIENT_SECRET,
     tokenKey: c.TOKEN_ENCRYPTION_KEY,
+  };
+}
+
+/**
+ * The QuickBooks endpoints a service talks to, for its start-up log line: a user who set only
+ * `QBO_API_BASE_URL` sees which OAuth URLs it implied.
+ */
+export function quickbooksEndpoints(settings: QuickBooksSettings): Record<string, string> {
+  return {
+    api: settings.apiBaseUrl,
+    token: settings.tokenUrl,
+    authorize: settings.authorizeUrl,
+    ...(settings.impliedByApiBaseUrl.length > 0
+      ? { implied: `${settings.impliedByApiBaseUrl.join(" and ")} follow QBO_API_BASE_URL (set them to override)` }
+      : {}),
   };
 }

@@ -45,3 +45,10 @@ export class QuickBooksError extends Error {
     );
   }
 }
+
+/** A request that got no whole answer: the timeout ran out (`QBO_TIMEOUT`) or the connection failed (`QBO_NETWORK`). */
+export function fetchFailed(operation: string, timedOut: boolean, cause: unknown): QuickBooksError {
+  return timedOut
+    ? new QuickBooksError("QBO_TIMEOUT", `${operation}: no answer within the timeout`, {}, { cause })
+    : new QuickBooksError("QBO_NETWORK", `${operation}: the connection failed`, {}, { cause });
+}

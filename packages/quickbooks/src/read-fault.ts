@@ -1,3 +1,4 @@
+import { jsonOrUndefined } from "@qbo-webhooks/contracts";
 import { FaultAnswer } from "./qbo-answers.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 
@@ -37,13 +38,7 @@ export function readFault(
 }
 
 function jsonFault(body: string): FaultError | undefined {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    return undefined; // not JSON: XML or HTML, read elsewhere
-  }
-  const parsed = FaultAnswer.safeParse(json);
+  const parsed = FaultAnswer.safeParse(jsonOrUndefined(body)); // not JSON: XML or HTML, read by xmlFault
   if (!parsed.success) return undefined;
   const [first] = parsed.data;
   return {

@@ -4,14 +4,14 @@ import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { Buckets } from "@qbo-webhooks/contracts";
-import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
-import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
-import { createLogger } from "@qbo-webhooks/observability";
-import { Sandbox } from "@qbo-webhooks/sandbox";
+import type { KV } from "@qbo-webhooks/messaging";
+import type { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import type { Sandbox } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { KvTokenSource, StoredTokens } from "./kv-token-source.js";
+import { issuedTokensOf } from "./oauth.js";
+import { startTokenBucket, type TokenBucket } from "./testing/token-bucket.js";
 import { TokenCipher } from "./token-cipher.js";
 
 const WORKER = fileURLToPath(new URL("../dist/testing/token-churn-worker.js", import.meta.url));
@@ -35,28 +35,22 @@ type Outcome = z.infer<typeof Outcome>;
  * that is slow, answers 503, or refuses our client (`invalid_client`).
  */
 describe("token churn: three processes, random kills, a flaky token endpoint", () => {
+  let bucket: TokenBucket;
   let nats: NatsServerProcess;
-  let client: NatsClient;
   let kv: KV;
   let sandbox: Sandbox;
   const key = randomBytes(32);
   const cipher = new TokenCipher(key);
   const children = new Set<ChildProcess>();
   const outcomes: Outcome[] = [];
-  const logger = createLogger({ service: "test", level: "silent" });
 
   beforeAll(async () => {
-    nats = await NatsServerProcess.start();
-    client = await NatsClient.connect({ servers: [nats.url], name: "test", logger });
-    kv = await openBucket(client, Buckets.tokens, { replicas: 1 });
-    sandbox = await Sandbox.start({ speed: 0 });
-    sandbox.registerApp({ appId: "app", clientId: "client", clientSecret: "secret", verifierToken: "v" });
+    bucket = await startTokenBucket();
+    ({ nats, kv, sandbox } = bucket);
   });
   afterAll(async () => {
     for (const child of children) child.kill("SIGKILL");
-    await sandbox?.close();
-    await client?.drain();
-    await nats?.dispose();
+    await bucket?.close();
   });
 
   it(`tokens - ${REFRESHES} refreshes: no rotated refresh token lost or overwritten by an older one; only invalid_grant disconnects`, {
@@ -67,13 +61,7 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
     const source = new KvTokenSource(kv, cipher, { tokenUrl: "unused", clientId: "client", clientSecret: "secret" });
     /** What an operator does for a disconnected company: connect it again. */
     const connect = async (realmId: string) => {
-      const set = sandbox.connect("app", realmId);
-      await source.save(realmId, {
-        accessToken: set.access_token,
-        refreshToken: set.refresh_token,
-        accessExpiresAt: Date.now() + set.expires_in * 1000,
-        refreshExpiresAt: Date.now() + set.x_refresh_token_expires_in * 1000,
-      });
+      await source.save(realmId, issuedTokensOf(sandbox.connect("app", realmId), Date.now()));
     };
     for (const realmId of realms) await connect(realmId);
     const stored = async (realmId: string) =>

@@ -1,8 +1,13 @@
 import { ConfigError } from "@qbo-webhooks/service-kit";
+import { undocumentedVariables } from "@qbo-webhooks/service-kit/testing";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { IngressEnv, loadConfig } from "./config.js";
 
 describe("config", () => {
+  it("config - every variable it reads is in the README's tables", () => {
+    expect(undocumentedVariables(IngressEnv)).toEqual([]);
+  });
+
   it("config - applies the documented defaults", () => {
     expect(loadConfig({ QBO_VERIFIER_TOKENS: "a" })).toEqual({
       natsServers: ["nats://127.0.0.1:4222"],

@@ -11,7 +11,7 @@ import {
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
-const IngressEnv = z.object({
+export const IngressEnv = z.object({
   ...commonEnv(9090),
   ...publicHttpEnv(8080),
   QBO_VERIFIER_TOKENS: z

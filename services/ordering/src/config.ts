@@ -8,7 +8,7 @@ import {
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
-const OrderingEnv = z.object({
+export const OrderingEnv = z.object({
   ...commonEnv(9091),
   /** Processor partitions; changing it moves realms between partitions, so keep it fixed per deployment. */
   PARTITIONS: integer(1, 4096, 64),

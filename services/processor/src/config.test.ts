@@ -1,6 +1,7 @@
 import { ConfigError } from "@qbo-webhooks/service-kit";
+import { undocumentedVariables } from "@qbo-webhooks/service-kit/testing";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { loadConfig, ProcessorEnv } from "./config.js";
 
 const required = {
   QBO_CLIENT_ID: "id",
@@ -9,6 +10,10 @@ const required = {
 };
 
 describe("processor config", () => {
+  it("config - every variable it reads is in the README's tables", () => {
+    expect(undocumentedVariables(ProcessorEnv)).toEqual([]);
+  });
+
   it("config - defaults to QuickBooks production, CDC fetching and no delivery", () => {
     const config = loadConfig(required);
     expect(config).toMatchObject({

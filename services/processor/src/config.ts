@@ -15,7 +15,7 @@ import {
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
 
-const ProcessorEnv = z.object({
+export const ProcessorEnv = z.object({
   ...commonEnv(9092),
   PARTITIONS: integer(1, 4096, 64),
   ...quickbooksEnvFields,

@@ -4,7 +4,7 @@ import { type BucketName, Buckets, PARTITIONS_METADATA, Streams } from "@qbo-web
 import { EntityStore } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
-import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
+import { connectQuickBooks, quickbooksEndpoints } from "@qbo-webhooks/quickbooks";
 import { listen } from "@qbo-webhooks/service-kit";
 import pLimit from "p-limit";
 import type { Registry } from "prom-client";
@@ -139,7 +139,10 @@ export async function startProcessor(
     },
   );
   await leases.start();
-  logger.info({ processorId: config.processorId, partitions: config.partitions }, "processor started");
+  logger.info(
+    { processorId: config.processorId, partitions: config.partitions, quickbooks: quickbooksEndpoints(config) },
+    "processor started",
+  );
 
   return {
     opsPort,

@@ -1,5 +1,6 @@
+import { undocumentedVariables } from "@qbo-webhooks/service-kit/testing";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { loadConfig, ReconcilerEnv } from "./config.js";
 
 const required = {
   QBO_CLIENT_ID: "id",
@@ -8,6 +9,10 @@ const required = {
 };
 
 describe("reconciler config", () => {
+  it("config - every variable it reads is in the README's tables", () => {
+    expect(undocumentedVariables(ReconcilerEnv)).toEqual([]);
+  });
+
   it("config - the OAuth callback on the public port, /connect and health on the ops port, connecting off without a token", () => {
     const config = loadConfig(required);
     expect(config).toMatchObject({

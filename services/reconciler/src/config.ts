@@ -22,7 +22,7 @@ import { z } from "zod";
 
 const MINUTE = 60_000;
 
-const ReconcilerEnv = z.object({
+export const ReconcilerEnv = z.object({
   ...commonEnv(9093),
   ...publicHttpEnv(8083),
   ...quickbooksEnvFields,

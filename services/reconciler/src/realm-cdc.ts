@@ -24,8 +24,11 @@ const MARGIN_MS = 5 * 60_000;
 const EVENTS_PER_MESSAGE = 500;
 const encoder = new TextEncoder();
 
-/** `catch-up`: from the watermarks; `daily`: over the last day, also repairing our copy; `requested`: by hand. */
-export type CdcKind = "catch-up" | "daily" | "requested";
+/**
+ * `catch-up`: from the watermarks; `daily`: over the last day, also repairing our copy; `requested`:
+ * by hand (or a reconnect), which takes every change up to now, however young.
+ */
+export type CdcKind = NonNullable<RealmRecord["lastCdcSummary"]>["kind"];
 
 export interface CdcDeps {
   readonly client: NatsClient;
@@ -49,6 +52,10 @@ export interface CdcDeps {
  * is behind by version though not by time, as a repair. Changes no webhook announced count as
  * missed. A full resync also removes what QuickBooks no longer has; a daily run also repairs
  * copies whose content differs. Afterwards the realm is verified up to the run's start, less the grace.
+ *
+ * A change younger than `missedGraceMs` may still have its webhook on the way: a scheduled run
+ * leaves it to the next run, a requested one publishes it (ordering drops the webhook's copy as a
+ * duplicate) without counting it as missed. The grace only ever decides what counts as missed.
  */
 export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKind): Promise<void> {
   const startedAt = deps.now();
@@ -67,7 +74,11 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
   );
 
   const events: ChangeEvent[] = [];
+  const graceStart = startedAt - deps.missedGraceMs;
+  const upTo = kind === "requested" || full ? startedAt : graceStart;
   let found = 0;
+  let left = 0;
+  let deferred = 0;
   let missed = 0;
   let repaired = 0;
   const repair = (entity: string, object: QboObject) => {
@@ -83,11 +94,17 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       if (!event) continue;
       const at = Date.parse(event.occurredAt);
       // Too young to judge: its webhook may be on its way. The next run's window covers it.
-      if (!full && at > startedAt - deps.missedGraceMs) continue;
+      if (at > upTo) {
+        deferred++;
+        continue;
+      }
       // The very change recorded already: announced by a webhook, or found by an earlier run and on
       // its way. Not missed, and not to be published again (a daily run still compares content).
       const judged = await deps.versions.verdictOf(event);
-      if (judged === "duplicate" && kind !== "daily") continue;
+      if (judged === "duplicate" && kind !== "daily") {
+        left++;
+        continue;
+      }
       const copy = await deps.store.read(realm.realmId, entity, object.Id);
       // Our copy is behind QuickBooks'. Versions are compared as well as times: QuickBooks' times have
       // one-second resolution, so a change in the same second as an announced one hides behind it.
@@ -101,9 +118,11 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
         if (newer) events.push(event);
         else repair(entity, object);
         // No webhook brought it, though it is old enough to have: QuickBooks did not tell us.
-        if (behind && !full) missed++;
+        if (behind && !full && at <= graceStart) missed++;
       } else if (kind === "daily" && event.operation !== "Delete" && !isDeepStrictEqual(copy, object)) {
         repair(entity, object);
+      } else {
+        left++;
       }
     }
   }
@@ -145,6 +164,7 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       verifiedUntil: Math.max(r.verifiedUntil ?? 0, startedAt - Math.max(MARGIN_MS, deps.missedGraceMs)),
       lastCdcAt: deps.now(),
       lastCdcResult: "succeeded",
+      lastCdcSummary: { kind, found, published: events.length, missed, left, deferred, upTo },
       ...(kind === "daily" ? { lastDailyCdcAt: startedAt } : {}),
     };
   });
@@ -158,6 +178,8 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       published: events.length,
       missed,
       repaired,
+      left,
+      deferred,
     },
     "CDC run finished",
   );

@@ -5,7 +5,7 @@ import { type BucketName, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
-import { connectQuickBooks } from "@qbo-webhooks/quickbooks";
+import { connectQuickBooks, quickbooksEndpoints } from "@qbo-webhooks/quickbooks";
 import { listen } from "@qbo-webhooks/service-kit";
 import express from "express";
 import type { Registry } from "prom-client";
@@ -161,7 +161,10 @@ export async function startReconciler(
     logger,
   );
   elector.start();
-  logger.info({ reconcilerId: config.reconcilerId, lock: lock.description }, "reconciler started");
+  logger.info(
+    { reconcilerId: config.reconcilerId, lock: lock.description, quickbooks: quickbooksEndpoints(config) },
+    "reconciler started",
+  );
 
   return {
     port,

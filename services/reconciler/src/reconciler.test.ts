@@ -154,9 +154,15 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
   });
 
-  it("cdc - a realm's CDC asked for by hand (the CLI's way) runs and is recorded", async () => {
+  it("cdc - a realm's CDC asked for by hand (the CLI's way) takes every change up to now, however young, and records what it did", async () => {
     const [company] = pipeline.realms as [Company];
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
     const before = (await realms.get(company.realmId))?.lastCdcAt ?? 0;
+    // Changes of a second ago whose webhooks never come: far younger than MISSED_GRACE_MS (5 min here).
+    pipeline.sandbox.setWebhookFaults("app", [{ kind: "drop", percent: 100 }]);
+    company.create("Vendor");
+    company.create("Vendor");
+    pipeline.sandbox.setWebhookFaults("app", []);
     await realms.update(company.realmId, (r) => r && { ...r, cdcRequestedAt: pipeline.sandbox.clock.now() });
     await expect
       .poll(
@@ -167,6 +173,14 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
         { timeout: 10_000 },
       )
       .toBe(true);
+    await expect.poll(pipeline.copy, { timeout: 10_000, interval: 300 }).toEqual(pipeline.truth());
+    // Young enough that their webhooks might still come: published, not counted as missed.
+    expect((await realms.get(company.realmId))?.lastCdcSummary).toMatchObject({
+      kind: "requested",
+      published: 2,
+      missed: 0,
+      deferred: 0,
+    });
   });
 
   it("cdc - a realm that usually sends webhooks every few seconds is caught up after minutes of silence, before SILENCE_MS", async () => {

@@ -1,4 +1,4 @@
-import { ChangeEvent } from "@qbo-webhooks/contracts";
+import { ChangeEvent, jsonOrUndefined } from "@qbo-webhooks/contracts";
 import type { NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 
@@ -34,7 +34,7 @@ export class WebhookRhythm {
     const rhythm = new WebhookRhythm(now, subscription);
     void (async () => {
       for await (const msg of subscription) {
-        const event = ChangeEvent.safeParse(parseJson(msg.string()));
+        const event = ChangeEvent.safeParse(jsonOrUndefined(msg.string()));
         if (event.success && event.data.source === "webhook") rhythm.#saw(event.data.realmId);
       }
     })().catch((err: unknown) => logger.warn({ err }, "webhook watch ended"));
@@ -71,13 +71,5 @@ export class WebhookRhythm {
       this.#gaps.set(realmId, gaps.slice(-GAPS_KEPT));
     }
     this.#lastSeen.set(realmId, now);
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

@@ -290,6 +290,18 @@ describe("webhooks: faults", () => {
     },
   );
 
+  it("webhooks - faults apply to changes made while they are set, even when lifted before the notification goes out", async () => {
+    const { receiver, company, webhooks, step } = await setup();
+    webhooks.setFaults([{ kind: "drop", percent: 100 }]);
+    company.create("Customer");
+    webhooks.setFaults([]);
+    const kept = company.create("Vendor");
+    await step();
+    expect(receiver.received).toHaveLength(1);
+    expect(receiver.received[0]?.body).toContain(`"${kept.Id}"`);
+    expect(webhooks.state().notifications[0]).toMatchObject({ state: "dropped", droppedReason: "fault: drop" });
+  });
+
   it("webhooks - duplicate delivers the same body, same event ids, twice (QBO.md §1b: retries resend the same id)", async () => {
     const { receiver, company, webhooks, step } = await setup();
     webhooks.setFaults([{ kind: "duplicate", count: 1 }]);

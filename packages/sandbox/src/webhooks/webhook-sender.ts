@@ -91,7 +91,12 @@ export class WebhookSender {
     this.clock.after(window, () => this.#flush());
   }
 
+  /**
+   * Faults apply to the notifications of changes made while they are in force: changes still
+   * waiting for their notification are sent under the faults they were made under.
+   */
   setFaults(faults: readonly WebhookFault[]): void {
+    if (this.#buffer.length > 0) this.#flush();
     this.#faults.set(faults);
   }
 

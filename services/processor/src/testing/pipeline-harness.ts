@@ -6,7 +6,7 @@ import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/service";
-import { KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
+import { issuedTokensOf, KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import type { ListenAddress } from "@qbo-webhooks/service-kit";
 import type { ProcessorConfig } from "../config.js";
@@ -78,13 +78,7 @@ export async function startPipeline(
   });
   const realms: Company[] = Array.from({ length: options.realms ?? 3 }, () => sandbox.createCompany());
   for (const company of realms) {
-    const set = sandbox.connect("app", company.realmId);
-    await tokens.save(company.realmId, {
-      accessToken: set.access_token,
-      refreshToken: set.refresh_token,
-      accessExpiresAt: sandbox.clock.now() + set.expires_in * 1000,
-      refreshExpiresAt: sandbox.clock.now() + set.x_refresh_token_expires_in * 1000,
-    });
+    await tokens.save(company.realmId, issuedTokensOf(sandbox.connect("app", company.realmId), sandbox.clock.now()));
   }
   const entities: KV = await openBucket(reader, Buckets.entities, { replicas });
 
@@ -158,6 +152,7 @@ export async function startPipeline(
     apiBaseUrl: sandbox.url,
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
     authorizeUrl: `${sandbox.url}/connect/oauth2`,
+    impliedByApiBaseUrl: [],
     clientId: "client",
     clientSecret: "secret",
     tokenKey: key,

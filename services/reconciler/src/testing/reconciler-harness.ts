@@ -15,6 +15,7 @@ export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConf
     apiBaseUrl: base.apiBaseUrl,
     tokenUrl: base.tokenUrl,
     authorizeUrl: base.authorizeUrl,
+    impliedByApiBaseUrl: [],
     clientId: base.clientId,
     clientSecret: base.clientSecret,
     tokenKey: base.tokenKey,
