@@ -1,7 +1,9 @@
-// Preloaded by `npm run tail` and `npm run qbo-webhooks` (node --import): the operator's NATS
-// credentials that `npm start` keeps in .data/nats.env, when there are any. Variables already set win.
+// Preloaded by `npm run tail`, `npm run qbo-webhooks` and `npm run send-test-notification` (node
+// --import): where the instance `npm start` runs is (NATS, sandbox, ingress) and its operator's NATS
+// credentials, kept in .data/local.env (LOCAL_DATA_DIR/local.env), when there is one. Variables already set win.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const file = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", ".data", "nats.env");
+const root = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
+const file = join(process.env.LOCAL_DATA_DIR ?? join(root, ".data"), "local.env");
 if (existsSync(file)) process.loadEnvFile(file);

@@ -146,10 +146,6 @@ if (!process.env.NATS_URL) {
     writeFileSync(passwordsFile, JSON.stringify(made, null, 2), { mode: 0o600 });
   }
   const passwords = JSON.parse(readFileSync(passwordsFile, "utf8"));
-  // The CLI and `npm run tail` read this (npm scripts pass it with --env-file).
-  writeFileSync(join(dataDir, "nats.env"), `NATS_USER=operator\nNATS_PASSWORD=${passwords.operator}\n`, {
-    mode: 0o600,
-  });
   natsAs = (user) => ({ NATS_USER: user, NATS_PASSWORD: passwords[user] });
   // The sandbox keeps its companies in memory, so yesterday's events would name entities it no
   // longer has: every run starts from an empty store.
@@ -187,6 +183,16 @@ const operatorFile = join(dataDir, "operator-token");
 if (!existsSync(operatorFile)) writeFileSync(operatorFile, randomBytes(32).toString("hex"), { mode: 0o600 });
 const operatorToken = process.env.OPERATOR_TOKEN ?? readFileSync(operatorFile, "utf8").trim();
 const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+// Where this instance is and who the operator is, for the CLI, `npm run tail` and
+// `npm run send-test-notification` (loaded by scripts/load-local-env.mjs).
+const operatorNats = process.env.NATS_URL
+  ? ""
+  : `NATS_USER=operator\nNATS_PASSWORD=${JSON.parse(readFileSync(join(dataDir, "nats-passwords.json"), "utf8")).operator}\n`;
+writeFileSync(
+  join(dataDir, "local.env"),
+  `NATS_URL=${natsUrl}\n${operatorNats}SANDBOX_URL=${sandboxUrl}\nINGRESS_URL=http://127.0.0.1:${httpPort}/webhooks/quickbooks\nQBO_VERIFIER_TOKENS=${verifierTokens}\n`,
+  { mode: 0o600 },
+);
 const reconcilerUrl = `http://127.0.0.1:${at(8083)}`;
 const reconcilerOps = `http://127.0.0.1:${at(9093)}`;
 const quickbooksEnv = {
@@ -279,7 +285,6 @@ Follow the change feed:     npm run tail
 Notifications received:     curl -s http://127.0.0.1:${at(9090)}/metrics | grep qbo_webhook_requests_total
 Sandbox deliveries:         curl -s http://127.0.0.1:${sandboxPort}/_sandbox/apps/local-app/deliveries | head -c 600
 
-Send a signed test notification from another terminal:
-  npm run send-test-notification                # CloudEvents, 3 events
-  npm run send-test-notification -- --legacy    # the legacy eventNotifications form
+Send a test notification and see it arrive in the feed:
+  npm run send-test-notification                # CloudEvents; --legacy for the legacy form
 `);

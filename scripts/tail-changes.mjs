@@ -14,7 +14,7 @@ Options:
   -h, --help    this help
 
 Environment: NATS_URL (nats://127.0.0.1:4222); NATS_USER and NATS_PASSWORD, or NATS_TOKEN (npm start's
-operator credentials are passed from .data/nats.env).
+operator credentials are passed from .data/local.env).
 
 Example:
   $ npm run tail -- --realm 9130357766500000

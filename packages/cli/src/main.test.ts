@@ -147,6 +147,7 @@ describe("qbo-webhooks --help", () => {
       ["dlq", "list"],
       ["dlq", "show"],
       ["dlq", "replay"],
+      ["send-test-notification"],
     ];
     // Each page is a CLI start of its own: all at once, to keep the suite short.
     const outputs = await Promise.all(pages.map((words) => help(...words, words.length % 2 ? "-h" : "--help")));

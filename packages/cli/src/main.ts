@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // qbo-webhooks: operate the pipeline from a terminal. `qbo-webhooks --help` lists the commands.
-import { DLQ_STAGES } from "@qbo-webhooks/contracts";
+import { DLQ_STAGES, ENTITY_NAMES, type EntityName } from "@qbo-webhooks/contracts";
+import { sampleCloudEventBody, sampleLegacyBody } from "@qbo-webhooks/contracts/testing";
 import { type NatsAuth, NatsClient } from "@qbo-webhooks/messaging";
 import { createLogger } from "@qbo-webhooks/observability";
 import { ConfigError, loadNatsAuth } from "@qbo-webhooks/service-kit";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { cdcSummaryLine, disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
+import { postSigned, sendLocalTestNotification } from "./test-notification.js";
 
 /** A usage error: the command line is wrong, not the system (exit 2, as CLIs conventionally do). */
 class UsageError extends Error {}
@@ -25,7 +27,9 @@ function positiveInteger(what: string) {
 }
 
 const program = new Command("qbo-webhooks")
-  .description("Operate a running qbo-webhooks pipeline: connected companies (realms) and dead letters.")
+  .description(
+    "Operate a running qbo-webhooks pipeline: connected companies (realms), dead letters, test notifications.",
+  )
   .option("--json", "machine-readable output (one JSON document)", false)
   .option("--nats <urls>", "NATS servers, comma-separated", process.env.NATS_URL ?? "nats://127.0.0.1:4222")
   .addHelpText(
@@ -199,6 +203,97 @@ dlq
           command,
           results,
           results.length ? results.map((r) => `replayed ${r.seq} to ${r.subject}`).join("\n") : "nothing to replay",
+        );
+      });
+    },
+  );
+
+program
+  .command("send-test-notification")
+  .description("send a signed test notification and follow it into the feed")
+  .option("--realm <realmId>", "the company (default: the first connected one; with --url: a sample realm)")
+  .addOption(new Option("--entity <type>", "the entity type to change").choices(ENTITY_NAMES).default("Customer"))
+  .option("--legacy", "the legacy eventNotifications form (default: CloudEvents)", false)
+  .option("--timeout <seconds>", "how long to wait for the change in the feed", positiveInteger("--timeout"), 30)
+  .option("--url <url>", "an ingress of your own (a real deployment): only send, and report its answer")
+  .option("--events <n>", "with --url: sample events in the notification", positiveInteger("--events"), 3)
+  .addHelpText(
+    "after",
+    `
+Against the instance \`npm start\` runs (found through .data/local.env: SANDBOX_URL, INGRESS_URL,
+QBO_VERIFIER_TOKENS, NATS_*): changes an entity of a connected sandbox company without the sandbox
+announcing it (an Update, or a Create when the company has none of that type), signs the notification
+QuickBooks would have sent with the verifier token, POSTs it to the ingress, and waits until that
+version of the entity arrives in the feed (QBO_CHANGES), printing the time it took.
+
+With --url: signs a sample notification with QBO_VERIFIER_TOKENS' first token and POSTs it there. That
+checks the ingress accepts the signature and stores the notification (200); it cannot check the feed
+there: the sample names entities the company may not have, and those are dead-lettered. Follow that
+deployment with qbo-webhooks dlq list and its feed.
+
+Examples:
+  $ npm run send-test-notification
+  $ npm run send-test-notification -- --entity Invoice --legacy
+  $ npm run send-test-notification -- --url https://hooks.example.com/webhooks/quickbooks --realm 9130357766500000
+
+Exit codes: 0 arrived in the feed (with --url: stored, 200), 1 refused, unreachable or not in the feed
+            in time, 2 wrong command line.`,
+  )
+  .action(
+    async (
+      options: { realm?: string; entity: EntityName; legacy: boolean; timeout: number; url?: string; events: number },
+      command: Command,
+    ) => {
+      const verifierToken = process.env.QBO_VERIFIER_TOKENS?.split(",")[0]?.trim();
+      if (options.url) {
+        if (!verifierToken) throw new UsageError("set QBO_VERIFIER_TOKENS to the app's verifier token");
+        const realmId = options.realm ?? "9130357766543216";
+        const body = options.legacy
+          ? sampleLegacyBody(
+              realmId,
+              Array.from({ length: options.events }, (_, i) => String(i + 1)),
+            )
+          : sampleCloudEventBody(options.events, { realmId });
+        const answer = await postSigned({ url: options.url, verifierToken }, body, options.legacy);
+        print(
+          command,
+          answer,
+          `${answer.status} ${answer.text}
+` +
+            (answer.status === 200
+              ? "stored: the ingress accepted the signature. Whether it reaches the feed is not checked from here (see --help)."
+              : "not stored."),
+        );
+        if (answer.status !== 200) process.exitCode = 1;
+        return;
+      }
+      const { SANDBOX_URL: sandboxUrl, INGRESS_URL: ingressUrl } = process.env;
+      if (!sandboxUrl || !ingressUrl || !verifierToken) {
+        throw new Error(
+          "no local instance found (.data/local.env names none): start one with npm start, or name an ingress with --url",
+        );
+      }
+      await withNats(command, async (client) => {
+        const result = await sendLocalTestNotification(
+          client,
+          await openRealms(client),
+          { sandboxUrl, ingress: { url: ingressUrl, verifierToken } },
+          {
+            ...(options.realm ? { realmId: options.realm } : {}),
+            entity: options.entity,
+            legacy: options.legacy,
+            timeoutMs: options.timeout * 1000,
+          },
+        );
+        print(
+          command,
+          result,
+          `sent: ${result.operation} of ${result.entity} ${result.id} (SyncToken ${result.syncToken}) in company ${result.realmId}, ` +
+            `unannounced by the sandbox, as a signed ${options.legacy ? "legacy" : "CloudEvents"} notification to ${ingressUrl}
+` +
+            `ingress: ${result.answer.status} ${result.answer.text}
+` +
+            `feed: arrived in QBO_CHANGES after ${(result.arrivedAfterMs / 1000).toFixed(2)} s`,
         );
       });
     },

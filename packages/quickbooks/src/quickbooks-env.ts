@@ -85,9 +85,9 @@ export function quickbooksSettings(c: Parsed): QuickBooksSettings {
  */
 export function quickbooksEndpoints(settings: QuickBooksSettings): Record<string, string> {
   return {
-    api: settings.apiBaseUrl,
-    token: settings.tokenUrl,
-    authorize: settings.authorizeUrl,
+    apiBaseUrl: settings.apiBaseUrl,
+    tokenUrl: settings.tokenUrl,
+    authorizeUrl: settings.authorizeUrl,
     ...(settings.impliedByApiBaseUrl.length > 0
       ? { implied: `${settings.impliedByApiBaseUrl.join(" and ")} follow QBO_API_BASE_URL (set them to override)` }
       : {}),

@@ -42,6 +42,8 @@ export class Company {
   readonly #tombstones = new Map<string, Tombstone>();
   #nextId = 1;
   #lastChangeAt = 0;
+  /** While set, changes are collected here instead of announced. */
+  #unannounced: ChangeRecord[] | undefined;
 
   constructor(
     readonly realmId: string,
@@ -189,7 +191,23 @@ export class Company {
     return this.#lastChangeAt;
   }
 
+  /**
+   * Makes changes no webhook announces, as when QuickBooks misses one (CDC still shows them), and
+   * returns them with `fn`'s result: a caller can announce them itself.
+   */
+  unannounced<T>(fn: () => T): { result: T; changes: ChangeRecord[] } {
+    const changes: ChangeRecord[] = [];
+    this.#unannounced = changes;
+    try {
+      return { result: fn(), changes };
+    } finally {
+      this.#unannounced = undefined;
+    }
+  }
+
   #emit(entity: EntityName, id: string, operation: Operation, at: number, deletedId?: string): void {
-    this.onChange({ realmId: this.realmId, entity, id, operation, at, ...(deletedId ? { deletedId } : {}) });
+    const change = { realmId: this.realmId, entity, id, operation, at, ...(deletedId ? { deletedId } : {}) };
+    if (this.#unannounced) this.#unannounced.push(change);
+    else this.onChange(change);
   }
 }

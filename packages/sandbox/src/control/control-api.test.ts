@@ -83,6 +83,41 @@ describe("control API", () => {
     expect((await call("POST", "/apps/a/explode")).status).toBe(400);
   });
 
+  it("control - an unannounced change sends no webhook and answers with the notifications QuickBooks would have sent", async () => {
+    await call("POST", "/companies", { realmId: "78" });
+    await call("POST", "/apps", {
+      appId: "a",
+      clientId: "c",
+      clientSecret: "s",
+      verifierToken: "v",
+      endpointUrl: receiver.url,
+    });
+    await call("POST", "/apps/a/connections", { realmId: "78" });
+    const { body } = await call("POST", "/companies/78/unannounced-changes", {
+      entity: "Invoice",
+      operation: "Create",
+    });
+    await call("POST", "/clock", { advanceMs: 1000 });
+    await sandbox.webhooks("a").settled();
+    expect(receiver.received).toHaveLength(0);
+    expect(body.entity).toMatchObject({ Id: body.changes[0].id, SyncToken: "0" });
+    const [cloudEvent] = JSON.parse(body.notifications.cloudevents[0]);
+    expect(cloudEvent).toMatchObject({
+      type: "qbo.invoice.created.v1",
+      intuitaccountid: "78",
+      intuitentityid: body.entity.Id,
+    });
+    // QuickBooks gives LastUpdatedTime to the second, the event its own time to the millisecond.
+    expect(Math.floor(Date.parse(cloudEvent.time) / 1000) * 1000).toBe(
+      Date.parse(body.entity.MetaData.LastUpdatedTime),
+    );
+    const legacy = JSON.parse(body.notifications.legacy[0]);
+    expect(legacy.eventNotifications[0].dataChangeEvent.entities[0]).toMatchObject({
+      name: "Invoice",
+      operation: "Create",
+    });
+  });
+
   it("control - sets API behaviour and reads stats", async () => {
     const { body } = await call("PUT", "/api-behaviour", { latencyMs: 100, throttleStatus: 403 });
     expect(body).toMatchObject({ latencyMs: 100, throttleStatus: 403, requestsPerMinute: 500 });

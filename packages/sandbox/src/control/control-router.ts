@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Company, QboEntity } from "../company/company.js";
 import type { Sandbox } from "../sandbox.js";
 import { SandboxError, type SandboxErrorCode } from "../sandbox-error.js";
+import { buildBodies, type PayloadForm } from "../webhooks/notification-body.js";
 import { WebhookFault } from "../webhooks/webhook-faults.js";
 
 /** One change to make to a company, through the control API. */
@@ -89,6 +90,19 @@ export function controlRouter(sandbox: Sandbox): Router {
       (change) => applyChange(company, change) ?? null,
     );
     res.json(Array.isArray(changes) ? results : results[0]);
+  });
+
+  // A change no webhook announces, with the notification bodies QuickBooks would have sent for it:
+  // `npm run send-test-notification` signs one and sends it itself.
+  router.post("/companies/:realmId/unannounced-changes", (req, res) => {
+    const company = sandbox.company(req.params.realmId);
+    const { result, changes } = company.unannounced(() => applyChange(company, ChangeRequest.parse(req.body)));
+    const bodies = (form: PayloadForm) => buildBodies(changes, form, "intuit.sandbox").map((body) => body.text);
+    res.json({
+      entity: result ?? null,
+      changes,
+      notifications: { cloudevents: bodies("cloudevents"), legacy: bodies("legacy") },
+    });
   });
 
   router.post("/apps", (req, res) => {

@@ -1,0 +1,79 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import type { Company } from "@qbo-webhooks/sandbox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ProcessorService, startProcessor } from "./processor-service.js";
+import { logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
+
+const CLI = fileURLToPath(new URL("../../../packages/cli/dist/main.js", import.meta.url));
+const run = promisify(execFile);
+
+// `npm run send-test-notification` as a user runs it: the CLI, a process of its own, against a
+// running pipeline; the change it makes is announced by nobody but its own notification.
+describe("send-test-notification", () => {
+  let pipeline: Pipeline;
+  let processor: ProcessorService;
+  beforeAll(async () => {
+    pipeline = await startPipeline({ realms: 1 });
+    processor = await startProcessor(pipeline.processorConfig("p1"), logger);
+  });
+  afterAll(async () => {
+    await processor?.close();
+    await pipeline?.close();
+  });
+
+  const cli = (env: Record<string, string>, ...args: string[]) =>
+    run(process.execPath, [CLI, "send-test-notification", ...args], {
+      env: { PATH: process.env.PATH ?? "", NATS_URL: pipeline.nats.url, ...env },
+    }).then(
+      (ok) => ({ code: 0, ...ok }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+  const ingressUrl = () => `http://127.0.0.1:${pipeline.ingress.port}/webhooks/quickbooks`;
+  const local = () => ({
+    SANDBOX_URL: pipeline.sandbox.url,
+    INGRESS_URL: ingressUrl(),
+    QBO_VERIFIER_TOKENS: pipeline.verifierToken,
+  });
+
+  it.each([["CloudEvents"], ["legacy"]])(
+    "test notification - a %s notification the CLI signs brings a change no webhook announced into the feed, and it says how long it took",
+    {
+      timeout: 60_000,
+    },
+    async (form) => {
+      const [company] = pipeline.realms as [Company];
+      const result = await cli(
+        local(),
+        "--realm",
+        company.realmId,
+        "--json",
+        ...(form === "legacy" ? ["--legacy"] : []),
+      );
+      expect(result).toMatchObject({ code: 0 });
+      const sent = JSON.parse(result.stdout);
+      expect(sent).toMatchObject({ realmId: company.realmId, entity: "Customer", answer: { status: 200 } });
+      expect(sent.arrivedAfterMs).toBeGreaterThan(0);
+      // The sandbox announced none of it: only the CLI's notification can have brought it.
+      const announced = pipeline.sandbox
+        .deliveries("app")
+        .notifications.flatMap((n) => n.changes)
+        .filter((c) => c.entity === "Customer" && c.id === sent.id);
+      expect(announced).toEqual([]);
+      expect((await pipeline.copy())[company.realmId]?.[`Customer/${sent.id}`]).toBe(sent.syncToken);
+    },
+  );
+
+  it("test notification - without a local instance it says how to start one, exit 1", async () => {
+    const result = await cli({ QBO_VERIFIER_TOKENS: "v" });
+    expect(result).toMatchObject({ code: 1, stderr: expect.stringMatching(/npm start.*--url/) });
+  });
+
+  it("test notification - with --url it only sends, and says what it could not check", async () => {
+    const result = await cli({ QBO_VERIFIER_TOKENS: pipeline.verifierToken }, "--url", ingressUrl());
+    expect(result).toMatchObject({ code: 0, stdout: expect.stringMatching(/^200 [\s\S]*not checked/) });
+    const refused = await cli({ QBO_VERIFIER_TOKENS: "not-the-token" }, "--url", ingressUrl());
+    expect(refused).toMatchObject({ code: 1, stdout: expect.stringMatching(/^401 [\s\S]*not stored/) });
+  });
+});
