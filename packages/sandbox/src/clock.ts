@@ -26,9 +26,12 @@ export class SandboxClock {
         }));
   }
 
-  /** Sandbox time, in milliseconds since the epoch. */
+  /**
+   * Sandbox time, in whole milliseconds since the epoch, as QuickBooks keeps its times: a connection
+   * made in the same millisecond as a change is not later than it.
+   */
   now(): number {
-    return this.#baseSandbox + (performance.now() - this.#baseReal) * this.#speed;
+    return Math.floor(this.#baseSandbox + (performance.now() - this.#baseReal) * this.#speed);
   }
 
   get speed(): number {

@@ -19,6 +19,12 @@ describe("company", () => {
     expect(customer.DisplayName).toEqual(expect.any(String));
   });
 
+  it("company - ids are per entity type, as in QuickBooks: a Customer 1 and an Invoice 1 both exist", () => {
+    const { company: c } = company();
+    expect([c.create("Customer").Id, c.create("Invoice").Id, c.create("Customer").Id]).toEqual(["1", "1", "2"]);
+    expect(Object.keys(c.snapshot())).toEqual(["Customer", "Invoice"]);
+  });
+
   it("company - update bumps SyncToken and LastUpdatedTime and emits Update", async () => {
     const { company: c, clock, changes } = company();
     const created = c.create("Invoice");

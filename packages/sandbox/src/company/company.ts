@@ -40,7 +40,8 @@ export interface Tombstone {
 export class Company {
   readonly #entities = new Map<EntityName, Map<string, Stored>>();
   readonly #tombstones = new Map<string, Tombstone>();
-  #nextId = 1;
+  /** Ids are per entity type, as in QuickBooks: a Customer 7 and an Invoice 7 can both exist. */
+  readonly #nextId = new Map<EntityName, number>();
   #lastChangeAt = 0;
   /** While set, changes are collected here instead of announced. */
   #unannounced: ChangeRecord[] | undefined;
@@ -55,7 +56,9 @@ export class Company {
 
   create(entity: EntityName, fields: Record<string, unknown> = {}): QboEntity {
     this.#allow(entity, "Create");
-    const id = String(this.#nextId++);
+    const next = this.#nextId.get(entity) ?? 1;
+    this.#nextId.set(entity, next + 1);
+    const id = String(next);
     const at = this.#tick();
     const data: QboEntity = {
       ...sampleFields(entity, id, this.random),

@@ -55,7 +55,8 @@ describe("webhooks: form and signature", () => {
   it("webhooks - CloudEvents notifications are signed so the ingress's verifier accepts them (QBO.md §1b, §2)", async () => {
     const { receiver, company, step } = await setup();
     const customer = company.create("Customer");
-    company.void("Invoice", company.create("Invoice").Id);
+    const invoice = company.create("Invoice");
+    company.void("Invoice", invoice.Id);
     await step();
     expect(receiver.received).toHaveLength(1);
     const [delivery] = receiver.received;
@@ -65,8 +66,8 @@ describe("webhooks: form and signature", () => {
     expect(delivery?.headers["content-type"]).toBe("application/cloudevents+json");
     expect(eventIds(delivery?.body ?? "")).toEqual([
       `${company.realmId}/Customer/${customer.Id}/Create`,
-      `${company.realmId}/Invoice/2/Create`,
-      `${company.realmId}/Invoice/2/Void`,
+      `${company.realmId}/Invoice/${invoice.Id}/Create`,
+      `${company.realmId}/Invoice/${invoice.Id}/Void`,
     ]);
   });
 
@@ -274,6 +275,32 @@ describe("webhooks: the legacy delivery policy", () => {
     company.create("Customer");
     await expect.poll(() => webhooks.state().blacklisted, { timeout: 10_000, interval: 100 }).toBe(true);
     expect(webhooks.state().attempts).toHaveLength(4);
+  });
+});
+
+describe("webhooks: the stepped clock", () => {
+  it("webhooks - at speed 0 the first change after connecting is announced (times are whole milliseconds)", async () => {
+    const receiver = await startReceiver();
+    const sandbox = await Sandbox.start({ speed: 1 });
+    cleanups.push(async () => {
+      await sandbox.close();
+      await receiver.close();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    sandbox.clock.setSpeed(0);
+    sandbox.registerApp({
+      appId: "app",
+      clientId: "c",
+      clientSecret: "s",
+      verifierToken: TOKEN,
+      endpointUrl: receiver.url,
+    });
+    const company = sandbox.createCompany();
+    sandbox.connect("app", company.realmId);
+    company.create("Customer");
+    await sandbox.clock.advance(0);
+    await sandbox.webhooks("app").settled();
+    expect(receiver.received).toHaveLength(1);
   });
 });
 
