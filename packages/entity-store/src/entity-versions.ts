@@ -63,11 +63,15 @@ export class EntityVersions {
  * QuickBooks' times have one-second resolution, so a change in the same second as the recorded
  * one may be newer (its SyncToken, read by the processor, decides): it passes unless it is the
  * recorded event itself (same CloudEvents `id`, or for legacy and CDC events the same change).
+ * Seconds are compared, not milliseconds: one change may come as `…:04.657Z` and the next as
+ * `…:04-0700` (QBO.md §1a), which reads as earlier within that second though it is not.
  */
 export function verdict(event: ChangeEvent, recorded: Recorded | undefined): Verdict {
   if (!recorded) return "newer";
-  const at = Date.parse(event.occurredAt);
-  if (at > recorded.at) return "newer";
-  if (at < recorded.at) return "stale";
+  const at = secondOf(Date.parse(event.occurredAt));
+  if (at > secondOf(recorded.at)) return "newer";
+  if (at < secondOf(recorded.at)) return "stale";
   return event.eventId === recorded.eventId ? "duplicate" : "newer";
 }
+
+const secondOf = (ms: number) => Math.floor(ms / 1000);

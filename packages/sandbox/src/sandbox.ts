@@ -235,10 +235,11 @@ export class Sandbox {
           const refuse = this.#tokenFaults.draw((fault) => fault.kind !== "slow")?.kind;
           return {
             ...(slow?.delayMs ? { delayMs: slow.delayMs } : {}),
-            ...(refuse === "serverError" || refuse === "invalidClient" ? { refuse } : {}),
+            ...(refuse === undefined || refuse === "slow" ? {} : { refuse }),
           };
         },
         tokenAnswered: (record) => this.#tokenLog.push(record),
+        now: () => this.clock.now(),
       }),
     );
     app.use(

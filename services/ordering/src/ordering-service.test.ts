@@ -158,6 +158,22 @@ describe("ordering service", () => {
     expect((await eventsOf(realm)).map((e) => e.event.eventId)).toEqual(["event-a", "event-b"]);
   });
 
+  it("ordering - a change written to the second (-0800) after one written to the millisecond in that second passes (QBO.md §1a: both formats)", async () => {
+    const legacy = (operation: string, lastUpdated: string) => ({
+      eventNotifications: [
+        { realmId: realm, dataChangeEvent: { entities: [{ name: "Customer", id: "61", operation, lastUpdated }] } },
+      ],
+    });
+    await store(legacy("Create", "2026-11-01T10:06:00.800Z"));
+    await drained();
+    await store(legacy("Update", "2026-11-01T02:06:00-0800"));
+    await drained();
+    expect((await eventsOf(realm)).filter((e) => e.event.id === "61").map((e) => e.event.operation)).toEqual([
+      "Create",
+      "Update",
+    ]);
+  });
+
   it("ordering - a late event newer than the recorded one passes, whatever the arrival order", async () => {
     await store([cloudEvent(realm, "9", "2026-11-01T10:00:00Z")]);
     await store([cloudEvent(realm, "9", "2026-11-01T11:00:00Z")]);

@@ -30,13 +30,13 @@ export const ApiBehaviour = z.object({
   /**
    * Injected token endpoint faults, drawn before the grant is used: `slow` answers after `delayMs`,
    * `serverError` is a 503 page, `invalidClient` a 401 `invalid_client` (as after a client secret
-   * was rotated).
+   * was rotated), `invalidGrant` a 400 `invalid_grant` (as for a refresh token QuickBooks no longer honours).
    */
   tokenFaults: z
     .array(
       z
         .object({
-          kind: z.enum(["slow", "serverError", "invalidClient"]),
+          kind: z.enum(["slow", "serverError", "invalidClient", "invalidGrant"]),
           delayMs: z.number().int().min(0).optional(),
           ...frequency,
         })

@@ -16,13 +16,15 @@ export interface OAuthHost {
   readonly connected: (appId: string, realmId: string) => void;
   readonly disconnected: (appId: string, realmId: string) => void;
   /** Counts a token request and draws the faults injected into it. */
-  readonly tokenRequest: () => { delayMs?: number; refuse?: "serverError" | "invalidClient" };
+  readonly tokenRequest: () => { delayMs?: number; refuse?: "serverError" | "invalidClient" | "invalidGrant" };
   readonly tokenAnswered: (record: TokenRecord) => void;
+  /** The sandbox's time, for what the token log records. */
+  readonly now: () => number;
 }
 
 /** One answer of the token endpoint, kept for tests that follow every rotation. */
 export interface TokenRecord {
-  /** Real time, ms since the epoch. */
+  /** Sandbox time, ms since the epoch. */
   readonly at: number;
   /** Who asked: the client's `User-Agent`. */
   readonly userAgent: string;
@@ -72,7 +74,7 @@ export function oauthRouter(host: OAuthHost): Router {
       });
       const answered = (status: number, issued?: { realmId: string; tokens: TokenSet }) =>
         host.tokenAnswered({
-          at: Date.now(),
+          at: host.now(),
           userAgent: req.get("user-agent") ?? "",
           grantType: body.grant_type ?? "",
           status,
@@ -90,6 +92,12 @@ export function oauthRouter(host: OAuthHost): Router {
       if (!app) {
         answered(401);
         return void res.status(401).json({ error: "invalid_client" });
+      }
+      if (fault.refuse === "invalidGrant") {
+        answered(400);
+        return void res
+          .status(400)
+          .json({ error: "invalid_grant", error_description: "Incorrect Token type or clientID" });
       }
       const withHardExpiry = req.get("x-include-refresh-token-hard-expires-in") === "true";
       try {

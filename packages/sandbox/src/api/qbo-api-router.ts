@@ -57,10 +57,10 @@ export function qboApiRouter(host: ApiHost): Router {
     const { realmId } = req.params;
     const behaviour = host.behaviour();
     const auth = host.authenticate(bearer(req), realmId);
-    if (!auth.ok) return authenticationFault(res, auth.detail);
+    if (!auth.ok) return authenticationFault(res, host.now(), auth.detail);
     if (!host.limiter.tryAcquire(realmId, auth.appId, behaviour)) {
       host.count(realmId, "throttled");
-      return throttled(res, behaviour.throttleStatus);
+      return throttled(res, host.now(), behaviour.throttleStatus);
     }
     res.once("close", () => host.limiter.release(realmId, auth.appId));
     host.count(realmId, endpointOf(req.path));
@@ -207,7 +207,7 @@ export function endpointOf(path: string): ApiEndpoint {
 }
 
 function faultStyle(host: ApiHost) {
-  return { lowerCase: host.behaviour().lowerCaseFaults };
+  return { lowerCase: host.behaviour().lowerCaseFaults, now: host.now() };
 }
 
 /** `intuit_tid` goes on every reply, errors included (QBO.md §8). */

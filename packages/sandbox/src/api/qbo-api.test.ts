@@ -93,6 +93,36 @@ describe("sandbox REST API", () => {
       expect(response.status).toBe(401);
     });
 
+    it("oauth - injected token faults: invalid_grant (400), invalid_client (401), 503 page; the grant stays usable and the log keeps sandbox time", async () => {
+      await sandbox.clock.advance(3 * DAY); // sandbox time is now days ahead of the wall clock
+      const refresh = () => tokenRequest({ grant_type: "refresh_token", refresh_token: tokens.refresh_token });
+      for (const [kind, status, error] of [
+        ["invalidGrant", 400, "invalid_grant"],
+        ["invalidClient", 401, "invalid_client"],
+        ["serverError", 503, undefined],
+      ] as const) {
+        sandbox.setApiBehaviour({ tokenFaults: [{ kind, count: 1 }] });
+        const response = await refresh();
+        expect(response.status, kind).toBe(status);
+        if (error) expect(await response.json()).toMatchObject({ error });
+      }
+      expect((await refresh()).status).toBe(200);
+      expect(sandbox.tokenLog().map((r) => [r.status, r.at])).toEqual(
+        [400, 401, 503, 200].map((status) => [status, sandbox.clock.now()]),
+      );
+    });
+
+    it("faults - fault times are the sandbox's, not the wall clock's", async () => {
+      await sandbox.clock.advance(3 * DAY);
+      tokens = sandbox.connect("app", company.realmId);
+      sandbox.setApiBehaviour({ lowerCaseFaults: true });
+      const lower = (await (await api("/customer/404")).json()) as { time: number };
+      expect(lower.time).toBe(sandbox.clock.now());
+      sandbox.setApiBehaviour({ lowerCaseFaults: false });
+      const upper = (await (await api("/customer/404")).json()) as { time: string };
+      expect(Date.parse(upper.time)).toBe(sandbox.clock.now());
+    });
+
     it("oauth - access tokens expire after an hour of sandbox time: 401 in QuickBooks' lower-case fault (QBO.md §8)", async () => {
       await sandbox.clock.advance(3601 * 1000);
       const response = await api("/customer/1");

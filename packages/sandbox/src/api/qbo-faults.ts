@@ -7,6 +7,8 @@ import type { Response } from "express";
 export interface FaultStyle {
   /** The `{"fault":{"error":[..]}}` variant with an epoch-ms `time` (QBO.md §8). */
   readonly lowerCase: boolean;
+  /** QuickBooks' time of the answer: the sandbox's clock, not the wall clock. */
+  readonly now: number;
 }
 
 export function validationFault(res: Response, style: FaultStyle, code: string, message: string, detail = message) {
@@ -24,14 +26,14 @@ export function objectNotFound(res: Response, style: FaultStyle, what: string) {
   );
 }
 
-export function authenticationFault(res: Response, detail: string) {
+export function authenticationFault(res: Response, now: number, detail: string) {
   // QuickBooks sends this one lower-case, with an epoch-ms time (QBO.md §8).
   res.status(401).json({
     fault: {
       error: [{ message: "message=AuthenticationFailed; errorCode=003200; statusCode=401", detail, code: "3200" }],
       type: "AUTHENTICATION",
     },
-    time: Date.now(),
+    time: now,
   });
 }
 
@@ -44,12 +46,12 @@ export function serverFault(res: Response, style: FaultStyle) {
 }
 
 /** Throttling comes as XML even when JSON was asked for, with 429 (or 403 in the old sandbox) (QBO.md §6). */
-export function throttled(res: Response, status: 429 | 403) {
+export function throttled(res: Response, now: number, status: 429 | 403) {
   res
     .status(status)
     .type("application/xml")
     .send(
-      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="${new Date().toISOString()}"><Fault type="SERVICE"><Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; statusCode=${status}</Message><Detail>The request limit was reached.  Try again later</Detail></Error></Fault></IntuitResponse>`,
+      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="${new Date(now).toISOString()}"><Fault type="SERVICE"><Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; statusCode=${status}</Message><Detail>The request limit was reached.  Try again later</Detail></Error></Fault></IntuitResponse>`,
     );
 }
 
@@ -72,11 +74,11 @@ function sendFault(
   error: { message: string; detail: string; code: string },
 ) {
   if (style.lowerCase) {
-    res.status(status).json({ fault: { error: [{ ...error, element: "" }], type }, time: Date.now() });
+    res.status(status).json({ fault: { error: [{ ...error, element: "" }], type }, time: style.now });
     return;
   }
   res.status(status).json({
     Fault: { Error: [{ Message: error.message, Detail: error.detail, code: error.code, element: "" }], type },
-    time: new Date().toISOString(),
+    time: new Date(style.now).toISOString(),
   });
 }

@@ -3,7 +3,14 @@
  * (QBO.md §4). Sandbox companies keep Pacific standard time.
  */
 export function formatQboTime(ms: number): string {
-  const offsetMinutes = -8 * 60;
-  const shifted = new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, 19);
-  return `${shifted}-08:00`;
+  return `${pacific(ms)}-08:00`;
+}
+
+/** The legacy webhook's other `lastUpdated` format: to the second, offset without a colon (QBO.md §1a). */
+export function formatLegacyOffsetTime(ms: number): string {
+  return `${pacific(ms)}-0800`;
+}
+
+function pacific(ms: number): string {
+  return new Date(ms - 8 * 3600_000).toISOString().slice(0, 19);
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ChangeRecord } from "../company/company.js";
+import { formatLegacyOffsetTime } from "../company/qbo-time.js";
 
 export type PayloadForm = "cloudevents" | "legacy";
 
@@ -16,13 +17,21 @@ const CLOUD_EVENT_VERB = {
   Emailed: "emailed",
 } as const;
 
+/**
+ * QuickBooks spells some things two ways (QBO.md §1a, §1b): `void` and `voided` in a CloudEvent's
+ * type, `deletedId` and `deletedID` on a legacy Merge, `lastUpdated` with milliseconds and `Z` or to the
+ * second with an offset like `-0700`. The sandbox sends both, taking turns by entity and second, so readers meet both.
+ */
+const otherSpelling = (change: ChangeRecord) =>
+  (Number.parseInt(change.id, 10) + Math.floor(change.at / 1000)) % 2 === 1;
+
 /** One CloudEvent for a change; retries resend the same object, so the same `id` (QBO.md §1b). */
 export function toCloudEvent(change: ChangeRecord, appSource: string) {
   return {
     specversion: "1.0",
     id: randomUUID(),
     source: appSource,
-    type: `qbo.${change.entity.toLowerCase()}.${CLOUD_EVENT_VERB[change.operation]}.v1`,
+    type: `qbo.${change.entity.toLowerCase()}.${change.operation === "Void" && otherSpelling(change) ? "voided" : CLOUD_EVENT_VERB[change.operation]}.v1`,
     datacontenttype: "application/json",
     time: new Date(change.at).toISOString(),
     intuitentityid: change.id,
@@ -32,12 +41,13 @@ export function toCloudEvent(change: ChangeRecord, appSource: string) {
 }
 
 function toLegacyEntity(change: ChangeRecord) {
+  const other = otherSpelling(change);
   return {
     name: change.entity,
     id: change.id,
     operation: change.operation,
-    lastUpdated: new Date(change.at).toISOString(),
-    ...(change.deletedId ? { deletedId: change.deletedId } : {}),
+    lastUpdated: other ? formatLegacyOffsetTime(change.at) : new Date(change.at).toISOString(),
+    ...(change.deletedId ? { [other ? "deletedID" : "deletedId"]: change.deletedId } : {}),
   };
 }
 

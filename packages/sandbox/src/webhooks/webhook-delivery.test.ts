@@ -85,11 +85,10 @@ describe("webhooks: form and signature", () => {
       eventNotifications: { realmId: string; dataChangeEvent: { entities: Record<string, string>[] } }[];
     }[];
     expect(first?.eventNotifications).toHaveLength(1);
-    expect(first?.eventNotifications[0]?.dataChangeEvent.entities.at(-1)).toMatchObject({
-      operation: "Merge",
-      id: kept.Id,
-      deletedId: gone.Id,
-    });
+    const merge = first?.eventNotifications[0]?.dataChangeEvent.entities.at(-1);
+    expect(merge).toMatchObject({ operation: "Merge", id: kept.Id });
+    // Spelled either way, as QuickBooks does (notification-body.test.ts).
+    expect(merge?.deletedId ?? merge?.deletedID).toBe(gone.Id);
     expect(second?.eventNotifications[0]?.realmId).toBe(other.realmId);
     expect(receiver.received[0]?.headers).toMatchObject({
       "content-type": "application/json; charset=utf-8",
