@@ -214,7 +214,12 @@ program
   .option("--realm <realmId>", "the company (default: the first connected one; with --url: a sample realm)")
   .addOption(new Option("--entity <type>", "the entity type to change").choices(ENTITY_NAMES).default("Customer"))
   .option("--legacy", "the legacy eventNotifications form (default: CloudEvents)", false)
-  .option("--timeout <seconds>", "how long to wait for the change in the feed", positiveInteger("--timeout"), 30)
+  .option(
+    "--timeout <seconds>",
+    "how long to wait for the change in the feed (right after npm start, the companies' initial load is ahead of it)",
+    positiveInteger("--timeout"),
+    120,
+  )
   .option("--url <url>", "an ingress of your own (a real deployment): only send, and report its answer")
   .option("--events <n>", "with --url: sample events in the notification", positiveInteger("--events"), 3)
   .addHelpText(

@@ -132,7 +132,8 @@ export async function sendLocalTestNotification(
     }
     throw new TestNotificationError(
       `the ingress stored it (200), but ${options.entity} ${entity.Id} did not reach the feed within ` +
-        `${options.timeoutMs / 1000} s: see qbo-webhooks dlq list and the services' logs`,
+        `${options.timeoutMs / 1000} s: work queued ahead of it (a new company's initial load) may still be running ` +
+        `(qbo-webhooks realms list, the processors' qbo_consumer_pending); else see qbo-webhooks dlq list and the services' logs`,
     );
   } finally {
     messages.stop();

@@ -1,5 +1,6 @@
 // `npm run sandbox`: the sandbox as its own process, configured from the environment. It is a
 // test double, so unlike the other packages it has an entry point of its own.
+import { ENTITY_NAMES } from "@qbo-webhooks/contracts";
 import { z } from "zod";
 import { seededRandom } from "./company/entity-fields.js";
 import { Sandbox } from "./sandbox.js";
@@ -19,6 +20,20 @@ const Env = z.object({
   SANDBOX_CLIENT_ID: z.string().min(1).default("local-client-id"),
   SANDBOX_CLIENT_SECRET: z.string().min(1).default("local-client-secret"),
   SANDBOX_TRAFFIC_RATE: z.coerce.number().min(0).default(0),
+  /**
+   * Each company's books before it is connected: between the two numbers of entities of every type
+   * QuickBooks lets one create, spread over the last SANDBOX_HISTORY_DAYS ("0-0": none).
+   */
+  SANDBOX_HISTORY: z
+    .string()
+    .regex(/^\d+-\d+$/, 'must be "min-max", such as "10-60"')
+    .default("10-60")
+    .transform((text) => {
+      const [min = 0, max = 0] = text.split("-").map(Number);
+      return { min, max };
+    })
+    .refine(({ min, max }) => min <= max, "min must not exceed max"),
+  SANDBOX_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
 });
 
 const parsed = Env.safeParse(process.env);
@@ -46,6 +61,17 @@ const app = sandbox.registerApp({
   ...(env.SANDBOX_WEBHOOK_URL ? { endpointUrl: env.SANDBOX_WEBHOOK_URL } : {}),
 });
 const realms = Array.from({ length: env.SANDBOX_REALMS }, () => sandbox.createCompany());
+const history = seededRandom(env.SANDBOX_SEED + 2);
+const { min: fewest, max: most } = env.SANDBOX_HISTORY;
+const now = sandbox.clock.now();
+for (const company of realms) {
+  company.seedHistory(
+    ENTITY_NAMES,
+    () => fewest + Math.floor(history() * (most - fewest + 1)),
+    now - env.SANDBOX_HISTORY_DAYS * 24 * 3600_000,
+    now - 60_000,
+  );
+}
 for (const company of realms) sandbox.connect(app.appId, company.realmId);
 const traffic = new TrafficGenerator({
   realms,

@@ -56,10 +56,32 @@ export class Company {
 
   create(entity: EntityName, fields: Record<string, unknown> = {}): QboEntity {
     this.#allow(entity, "Create");
+    const stored = this.#insert(entity, fields, this.#tick());
+    this.#emit(entity, stored.data.Id, "Create", stored.updatedAt);
+    return stored.data;
+  }
+
+  /**
+   * Books kept long before any app was connected: `count(entity)` entities of each type, created
+   * at times spread evenly over `[from, to)` (ms), announced to nobody. Only for a company that has
+   * had no change yet: a company's change times only move forward.
+   */
+  seedHistory(entities: readonly EntityName[], count: (entity: EntityName) => number, from: number, to: number): void {
+    if (this.#lastChangeAt > from) throw new SandboxError("INVALID_REQUEST", "history must come before every change");
+    const creatable = entities.filter((entity) => operationsOf(entity).includes("Create"));
+    const plan = creatable.flatMap((entity) => Array.from({ length: count(entity) }, () => entity));
+    const step = (to - from) / Math.max(1, plan.length);
+    for (const [i, entity] of plan.entries()) {
+      const at = Math.floor(from + i * step);
+      this.#insert(entity, {}, at);
+      this.#lastChangeAt = Math.max(this.#lastChangeAt, at);
+    }
+  }
+
+  #insert(entity: EntityName, fields: Record<string, unknown>, at: number): Stored {
     const next = this.#nextId.get(entity) ?? 1;
     this.#nextId.set(entity, next + 1);
     const id = String(next);
-    const at = this.#tick();
     const data: QboEntity = {
       ...sampleFields(entity, id, this.random),
       ...fields,
@@ -68,9 +90,9 @@ export class Company {
       domain: "QBO",
       MetaData: { CreateTime: formatQboTime(at), LastUpdatedTime: formatQboTime(at) },
     };
-    this.#table(entity).set(id, { data, updatedAt: at });
-    this.#emit(entity, id, "Create", at);
-    return data;
+    const stored = { data, updatedAt: at };
+    this.#table(entity).set(id, stored);
+    return stored;
   }
 
   update(entity: EntityName, id: string, fields: Record<string, unknown> = {}): QboEntity {
