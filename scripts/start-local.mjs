@@ -188,9 +188,16 @@ const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
 const operatorNats = process.env.NATS_URL
   ? ""
   : `NATS_USER=operator\nNATS_PASSWORD=${JSON.parse(readFileSync(join(dataDir, "nats-passwords.json"), "utf8")).operator}\n`;
+const opsUrls = [
+  ["ingress", at(9090)],
+  ["ordering", at(9091)],
+  ...Array.from({ length: processors }, (_, i) => [`processor-${i + 1}`, at(i === 0 ? 9092 : 9093 + i)]),
+  ["reconciler", at(9093)],
+].map(([name, port]) => `${name}=http://127.0.0.1:${port}`);
 writeFileSync(
   join(dataDir, "local.env"),
-  `NATS_URL=${natsUrl}\n${operatorNats}SANDBOX_URL=${sandboxUrl}\nINGRESS_URL=http://127.0.0.1:${httpPort}/webhooks/quickbooks\nQBO_VERIFIER_TOKENS=${verifierTokens}\n`,
+  `NATS_URL=${natsUrl}\n${operatorNats}SANDBOX_URL=${sandboxUrl}\nINGRESS_URL=http://127.0.0.1:${httpPort}/webhooks/quickbooks\n` +
+    `QBO_VERIFIER_TOKENS=${verifierTokens}\nQBO_OPS_URLS=${opsUrls.join(",")}\n`,
   { mode: 0o600 },
 );
 const reconcilerUrl = `http://127.0.0.1:${at(8083)}`;

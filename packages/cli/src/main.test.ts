@@ -16,7 +16,7 @@ import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/qbo-webhooks.mjs", import.meta.url));
 const run = promisify(execFile);
 const logger = createLogger({ service: "test", level: "silent" });
 
@@ -148,6 +148,7 @@ describe("qbo-webhooks --help", () => {
       ["dlq", "show"],
       ["dlq", "replay"],
       ["send-test-notification"],
+      ["status"],
     ];
     // Each page is a CLI start of its own: all at once, to keep the suite short.
     const outputs = await Promise.all(pages.map((words) => help(...words, words.length % 2 ? "-h" : "--help")));
@@ -193,6 +194,11 @@ describe("qbo-webhooks realms", () => {
     expect(stdout).toMatch(/^realm\s+status/);
     expect(stdout).toMatch(/111\s+connected\s+2\s+2026-11-23T09:00:00Z/);
     expect(JSON.parse((await cli("realms", "list", "--json")).stdout)).toHaveLength(2);
+  });
+
+  it("status - on a NATS where no service has created the streams, it says so (exit 1)", async () => {
+    const error = await cli("status").catch((err: { code: number; stderr: string }) => err);
+    expect(error).toMatchObject({ code: 1, stderr: expect.stringMatching(/QBO_WEBHOOKS.*has a service started/) });
   });
 
   it("realms - cdc --no-wait asks the reconciler for a CDC of the realm", async () => {

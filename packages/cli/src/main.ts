@@ -8,6 +8,7 @@ import { ConfigError, loadNatsAuth } from "@qbo-webhooks/service-kit";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { cdcSummaryLine, disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
+import { healthy, type OpsAddress, parseOpsAddresses, readStatus, statusLines } from "./status.js";
 import { postSigned, sendLocalTestNotification } from "./test-notification.js";
 
 /** A usage error: the command line is wrong, not the system (exit 2, as CLIs conventionally do). */
@@ -207,6 +208,47 @@ dlq
       });
     },
   );
+
+program
+  .command("status")
+  .description("is the pipeline healthy: services, backlog, dead letters, realms, leader, nats-server")
+  .option(
+    "--ops <addresses>",
+    "services' ops addresses as name=url, comma-separated (default QBO_OPS_URLS, which npm start sets)",
+    process.env.QBO_OPS_URLS ?? "",
+  )
+  .addHelpText(
+    "after",
+    `
+Shows each service's /healthz and /readyz, when the last webhook arrived, the age of the oldest message
+waiting in each work stream, pending messages per stream, dead letters per stage, realms by state, the
+reconcilers' leader and the nats-server's version with the streams' storage and replicas.
+
+Examples:
+  $ qbo-webhooks status
+  $ qbo-webhooks status --json
+  $ qbo-webhooks status --ops ingress=http://10.0.0.5:9090,reconciler=http://10.0.0.6:9093
+
+Exit codes: 0 healthy (every service given is up and ready, no dead letters), 1 not healthy or NATS
+            unreachable, 2 wrong command line.`,
+  )
+  .action(async (options: { ops: string }, command: Command) => {
+    let ops: OpsAddress[];
+    try {
+      ops = parseOpsAddresses(options.ops);
+    } catch (err) {
+      throw new UsageError(`--ops: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await withNats(command, async (client) => {
+      const status = await readStatus(client, await openRealms(client), ops);
+      print(
+        command,
+        status,
+        statusLines(status) + (ops.length ? "" : "\n(no services probed: set --ops or QBO_OPS_URLS)"),
+      );
+      if (!healthy(status)) process.exitCode = 1;
+    });
+  });
 
 program
   .command("send-test-notification")

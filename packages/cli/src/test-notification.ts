@@ -43,7 +43,9 @@ export async function postSigned(ingress: Ingress, body: string, legacy: boolean
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {
-    throw new TestNotificationError(`could not reach the ingress at ${ingress.url}: ${(err as Error).message}`);
+    throw new TestNotificationError(
+      `could not reach the ingress at ${ingress.url}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   return { status: response.status, text: await response.text() };
 }

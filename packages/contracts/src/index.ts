@@ -14,6 +14,7 @@ export { CDC_UNSUPPORTED_ENTITIES, operationsOf } from "./entity-operations.js";
 export { Headers } from "./headers.js";
 export { isSignedByIntuit, signIntuitPayload } from "./intuit-signature.js";
 export { jsonOrUndefined } from "./json-or-undefined.js";
+export { LEADER_KEY, LeaderRecord } from "./leader-record.js";
 export { LegacyEntityChange, LegacyNotification } from "./legacy-notification.js";
 export { notificationMsgId } from "./notification-id.js";
 export { Operation, operationFromWord } from "./operation.js";

@@ -63,15 +63,17 @@ export class EntityVersions {
  * QuickBooks' times have one-second resolution, so a change in the same second as the recorded
  * one may be newer (its SyncToken, read by the processor, decides): it passes unless it is the
  * recorded event itself (same CloudEvents `id`, or for legacy and CDC events the same change).
- * Seconds are compared, not milliseconds: one change may come as `…:04.657Z` and the next as
- * `…:04-0700` (QBO.md §1a), which reads as earlier within that second though it is not.
+ * A webhook time written to the second (the legacy `…:04-0700`, QBO.md §1a) is compared by the
+ * second: it may be a change later in that second than one recorded as `…:04.657Z`. CDC times are
+ * to the second as well, but a CDC run checks versions itself (realm-cdc), so they are compared as
+ * they are: a re-found change in the same second stays "stale", not published again.
  */
 export function verdict(event: ChangeEvent, recorded: Recorded | undefined): Verdict {
   if (!recorded) return "newer";
-  const at = secondOf(Date.parse(event.occurredAt));
-  if (at > secondOf(recorded.at)) return "newer";
-  if (at < secondOf(recorded.at)) return "stale";
+  const at = Date.parse(event.occurredAt);
+  const unit = event.source === "webhook" && at % 1000 === 0 ? 1000 : 1;
+  const [mine, theirs] = [Math.floor(at / unit), Math.floor(recorded.at / unit)];
+  if (mine > theirs) return "newer";
+  if (mine < theirs) return "stale";
   return event.eventId === recorded.eventId ? "duplicate" : "newer";
 }
-
-const secondOf = (ms: number) => Math.floor(ms / 1000);

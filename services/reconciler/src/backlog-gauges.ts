@@ -1,6 +1,9 @@
 import { type RealmRecord, Streams } from "@qbo-webhooks/contracts";
-import type { NatsClient } from "@qbo-webhooks/messaging";
+import { consumerBacklog, type NatsClient } from "@qbo-webhooks/messaging";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
+
+/** The streams whose durable consumers are the pipeline's work queues (QBO_CHANGES: the apps' own). */
+const BACKLOG_STREAMS = [Streams.webhooks.name, Streams.events.name, Streams.changes.name];
 
 /**
  * Sets the gauges that say whether the pipeline keeps up: each durable consumer's backlog, dead
@@ -14,13 +17,8 @@ export async function publishBacklog(
   now: number,
 ): Promise<void> {
   const { jsm } = client;
-  for (const stream of [Streams.webhooks, Streams.events, Streams.changes]) {
-    for await (const info of jsm.consumers.list(stream.name)) {
-      metrics.consumerPending.set(
-        { stream: stream.name, consumer: info.name },
-        info.num_pending + info.num_ack_pending,
-      );
-    }
+  for (const { stream, consumer, pending } of await consumerBacklog(client, BACKLOG_STREAMS)) {
+    metrics.consumerPending.set({ stream, consumer }, pending);
   }
   for (const spec of Object.values(Streams)) {
     const { config, state } = await jsm.streams.info(spec.name);

@@ -1,5 +1,6 @@
 import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import type { LeaderLock, LeaderRecord } from "./leader-lock.js";
+import type { LeaderRecord } from "@qbo-webhooks/contracts";
+import type { LeaderLock } from "./leader-lock.js";
 
 /** Leadership in a `coordination.k8s.io/v1` Lease, the way Kubernetes' own controllers elect. */
 export class KubernetesLeaseLock implements LeaderLock {

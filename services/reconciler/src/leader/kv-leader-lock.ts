@@ -1,5 +1,6 @@
+import { LEADER_KEY, LeaderRecord } from "@qbo-webhooks/contracts";
 import { isRevisionConflict, type KV } from "@qbo-webhooks/messaging";
-import type { LeaderLock, LeaderRecord } from "./leader-lock.js";
+import type { LeaderLock } from "./leader-lock.js";
 
 /** Leadership in NATS KV (`qbo-leases`, key `reconciler.leader`), for runs outside Kubernetes. */
 export class KvLeaderLock implements LeaderLock {
@@ -7,14 +8,14 @@ export class KvLeaderLock implements LeaderLock {
 
   constructor(
     private readonly kv: KV,
-    private readonly key = "reconciler.leader",
+    private readonly key = LEADER_KEY,
   ) {}
 
   async read(): Promise<{ record: LeaderRecord; version: string } | undefined> {
     const entry = await this.kv.get(this.key);
     if (!entry) return undefined;
     const record: LeaderRecord =
-      entry.operation === "PUT" ? entry.json<LeaderRecord>() : { holder: "", leaseMs: 0, transitions: 0 };
+      entry.operation === "PUT" ? LeaderRecord.parse(entry.json()) : { holder: "", leaseMs: 0, transitions: 0 };
     return { record, version: String(entry.revision) };
   }
 

@@ -1,12 +1,4 @@
-/** Who leads, as stored in the lock. */
-export interface LeaderRecord {
-  /** The holder's identity; empty when released. */
-  readonly holder: string;
-  /** How long the record holds without renewal. */
-  readonly leaseMs: number;
-  /** Counts changes of holder: the fence of a leader's work. */
-  readonly transitions: number;
-}
+import type { LeaderRecord } from "@qbo-webhooks/contracts";
 
 /**
  * Where leadership is recorded: a Kubernetes Lease or a NATS KV key. Every write is
