@@ -1,6 +1,12 @@
 import { Buckets, DLQ_STAGES, LEADER_KEY, LeaderRecord, RealmStatus, Streams, Subjects } from "@qbo-webhooks/contracts";
 import type { RealmRegistry } from "@qbo-webhooks/entity-store";
-import { type ConsumerBacklog, consumerBacklog, type NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import {
+  type ConsumerBacklog,
+  consumerBacklog,
+  type NatsClient,
+  oldestWaitingSeconds,
+  openBucket,
+} from "@qbo-webhooks/messaging";
 
 /** A service's ops address (`/healthz`, `/readyz`) under its name. */
 export interface OpsAddress {
@@ -52,12 +58,10 @@ export async function readStatus(
       );
     }),
   ]);
-  const oldestWaitingSeconds: Record<string, number> = {};
+  const oldest: Record<string, number> = { [Streams.webhooks.name]: oldestWaitingSeconds(webhooks.state) };
   for (const spec of STAGE_STREAMS) {
-    const { state } = await client.jsm.streams.info(spec.name);
-    // Server time against wall time: both are this world's clocks.
-    oldestWaitingSeconds[spec.name] =
-      state.messages > 0 ? Math.max(0, (Date.now() - Date.parse(state.first_ts)) / 1000) : 0;
+    if (spec.name === Streams.webhooks.name) continue; // read above
+    oldest[spec.name] = oldestWaitingSeconds((await client.jsm.streams.info(spec.name)).state);
   }
   const dlq = await client.jsm.streams.info(Streams.dlq.name, { subjects_filter: ">" });
   const deadLetters = Object.fromEntries(
@@ -77,7 +81,7 @@ export async function readStatus(
       replicas: webhooks.config.num_replicas,
     },
     ...(lastWebhooks.length ? { lastWebhookAt: Math.max(...lastWebhooks) } : {}),
-    oldestWaitingSeconds,
+    oldestWaitingSeconds: oldest,
     pending: await consumerBacklog(
       client,
       STAGE_STREAMS.map((s) => s.name),

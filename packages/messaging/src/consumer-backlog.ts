@@ -17,3 +17,11 @@ export async function consumerBacklog(client: NatsClient, streams: readonly stri
   }
   return backlog;
 }
+
+/**
+ * How long the oldest message of a stream has waited, in seconds (0 when it holds none): in a
+ * work-queue stream the first message is the oldest unprocessed. Server time against wall time.
+ */
+export function oldestWaitingSeconds(state: { messages: number; first_ts: string }): number {
+  return state.messages > 0 ? Math.max(0, (Date.now() - Date.parse(state.first_ts)) / 1000) : 0;
+}

@@ -1,7 +1,7 @@
 export type { JsMsg } from "@nats-io/jetstream";
 export { backoffMs } from "./backoff.js";
 export type { ConsumerBacklog } from "./consumer-backlog.js";
-export { consumerBacklog } from "./consumer-backlog.js";
+export { consumerBacklog, oldestWaitingSeconds } from "./consumer-backlog.js";
 export type { DeadLetterOptions } from "./dead-letter.js";
 export { deadLetter } from "./dead-letter.js";
 export type { DurableConsumerOptions } from "./durable-consumer.js";

@@ -1,5 +1,5 @@
 import { type RealmRecord, Streams } from "@qbo-webhooks/contracts";
-import { consumerBacklog, type NatsClient } from "@qbo-webhooks/messaging";
+import { consumerBacklog, type NatsClient, oldestWaitingSeconds } from "@qbo-webhooks/messaging";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
 /** The streams whose durable consumers are the pipeline's work queues (QBO_CHANGES: the apps' own). */
@@ -24,12 +24,8 @@ export async function publishBacklog(
     const { config, state } = await jsm.streams.info(spec.name);
     if (spec.name === Streams.dlq.name) metrics.dlqMessages.set(state.messages);
     if (config.max_bytes > 0) metrics.streamFill.set({ stream: spec.name }, state.bytes / config.max_bytes);
-    // A work stream holds only unprocessed messages, so its first is the oldest waiting.
-    if (spec.retention === "work") {
-      // Server time against wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
-      const age = state.messages > 0 ? (Date.now() - Date.parse(state.first_ts)) / 1000 : 0;
-      metrics.oldestUnprocessed.set({ stream: spec.name }, Math.max(0, age));
-    }
+    // Wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
+    if (spec.retention === "work") metrics.oldestUnprocessed.set({ stream: spec.name }, oldestWaitingSeconds(state));
   }
   const verified = connected.map((r) => r.verifiedUntil ?? r.connectedAt);
   metrics.cdcLag.set(verified.length ? Math.max(0, (now - Math.min(...verified)) / 1000) : 0);
