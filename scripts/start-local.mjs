@@ -10,18 +10,23 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseOrExit } from "./cli-args.mjs";
 
-const USAGE = `Usage: npm start [-- --help]
+const USAGE = `Usage: npm start [-- --reset] [-- --help]
 
 Runs the whole pipeline on this machine until Ctrl-C: nats-server, the QuickBooks sandbox (making
 changes and sending their webhooks), the ingress, ordering, the reconciler and PROCESSORS processors.
-Every start begins with an empty store (the sandbox keeps its companies in memory).
+A start goes on from where the last one stopped: the store (NATS, in LOCAL_DATA_DIR) and the
+sandbox's companies (LOCAL_DATA_DIR/sandbox.json) are kept together.
+
+Options:
+  --reset       start afresh: new sandbox companies and an empty store (both are deleted first)
+  -h, --help    this help
 
 Environment: PROCESSORS (2), PARTITIONS (16), SANDBOX_TRAFFIC_RATE (2 changes/s), HTTP_PORT (8080),
   SANDBOX_PORT (8090), NATS_PORT (4222), NATS_URL (a NATS of your own), LOCAL_PORT_OFFSET (moves
   every port), LOCAL_DATA_DIR (.data), QBO_VERIFIER_TOKENS, QBO_CLIENT_SECRET, TOKEN_ENCRYPTION_KEY.
 
 Exit codes: 0 stopped with Ctrl-C, 1 a service failed or another instance runs, 2 wrong command line.`;
-parseOrExit("npm start", USAGE, {});
+const options = parseOrExit("npm start", USAGE, { reset: { type: "boolean", default: false } });
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // LOCAL_PORT_OFFSET moves every port (tests run a whole pipeline beside another); LOCAL_DATA_DIR the state.
@@ -68,6 +73,13 @@ for (const [what, port] of Object.entries(ports)) {
   }
 }
 writeFileSync(pidFile, String(process.pid));
+const sandboxState = join(dataDir, "sandbox.json");
+const jetstreamDir = join(dataDir, "jetstream");
+if (options.reset) {
+  rmSync(sandboxState, { force: true });
+  if (process.env.NATS_URL)
+    console.log("npm start --reset: new sandbox companies; the store in your NATS (NATS_URL) is left as it is");
+}
 process.on("exit", () => {
   if (existsSync(pidFile) && Number(readFileSync(pidFile, "utf8")) === process.pid) rmSync(pidFile);
 });
@@ -147,17 +159,21 @@ if (!process.env.NATS_URL) {
   }
   const passwords = JSON.parse(readFileSync(passwordsFile, "utf8"));
   natsAs = (user) => ({ NATS_USER: user, NATS_PASSWORD: passwords[user] });
-  // The sandbox keeps its companies in memory, so yesterday's events would name entities it no
-  // longer has: every run starts from an empty store.
-  rmSync(join(dataDir, "jetstream"), { recursive: true, force: true });
-  const natsArgs = ["-c", natsConfig, "-p", String(natsPort), "-m", at(8222), "-sd", join(dataDir, "jetstream")];
+  // The store and the sandbox's companies go together: a store without the companies it copies
+  // (a reset, or a data directory from before the sandbox kept them) would name entities the
+  // sandbox no longer has, so it goes too.
+  if (!existsSync(sandboxState) && existsSync(jetstreamDir)) {
+    if (!options.reset) console.log(`npm start: ${sandboxState} is missing; starting with an empty store`);
+    rmSync(jetstreamDir, { recursive: true, force: true });
+  }
+  const natsArgs = ["-c", natsConfig, "-p", String(natsPort), "-m", at(8222), "-sd", jetstreamDir];
   run("nats", join(root, ".tools", "bin", "nats-server"), natsArgs, {
     ...Object.fromEntries(natsUsers.map((user) => [`QBO_NATS_${user.toUpperCase()}_PASSWORD`, passwords[user]])),
   });
 }
 // Everything listens on loopback only; ops ports (health, metrics, /connect) are 9090 and up.
 const local = { HTTP_HOST: "127.0.0.1", OPS_HOST: "127.0.0.1" };
-run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "main.js")], {
+run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "ingress.mjs")], {
   ...local,
   ...natsAs("ingress"),
   NATS_URL: natsUrl,
@@ -165,12 +181,13 @@ run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "mai
   OPS_PORT: at(9090),
   QBO_VERIFIER_TOKENS: verifierTokens,
 });
-run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "main.js")], {
+run("sandbox", process.execPath, [join(root, "packages", "sandbox", "dist", "sandbox.mjs")], {
   SANDBOX_PORT: sandboxPort,
   SANDBOX_WEBHOOK_URL: `http://127.0.0.1:${httpPort}/webhooks/quickbooks`,
   SANDBOX_VERIFIER_TOKEN: verifierTokens.split(",")[0].trim(),
   SANDBOX_TRAFFIC_RATE: trafficRate,
   SANDBOX_CLIENT_SECRET: clientSecret,
+  SANDBOX_STATE_FILE: sandboxState,
 });
 
 // A local key for the tokens at rest, kept across runs in .data.
@@ -211,12 +228,12 @@ const quickbooksEnv = {
 };
 
 const pipelineEnv = { ...local, NATS_URL: natsUrl, PARTITIONS: partitions };
-run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "main.js")], {
+run("ordering", process.execPath, [join(root, "services", "ordering", "dist", "ordering.mjs")], {
   ...pipelineEnv,
   ...natsAs("ordering"),
   OPS_PORT: at(9091),
 });
-run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "main.js")], {
+run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist", "reconciler.mjs")], {
   ...pipelineEnv,
   ...natsAs("reconciler"),
   ...quickbooksEnv,
@@ -228,7 +245,7 @@ run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist"
 });
 const connected = await connectSandboxCompanies();
 for (let i = 0; i < processors; i++) {
-  run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "main.js")], {
+  run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "processor.mjs")], {
     ...pipelineEnv,
     ...quickbooksEnv,
     ...natsAs("processor"),
@@ -242,11 +259,13 @@ for (let i = 0; i < processors; i++) {
  * Connects every sandbox company the way an operator's browser would: the reconciler's /connect
  * (ops port, operator token; it sets the flow's cookie), the sandbox's consent page (it approves at
  * once), and back to the reconciler's /oauth/callback with the cookie, which stores the tokens and
- * registers the realm; its leader then runs the first CDC.
+ * registers the realm; its leader then runs the first CDC. A company connected by an earlier start
+ * is answered 409 and keeps its tokens (the sandbox kept its grant), and its leader catches it up.
  */
 async function connectSandboxCompanies() {
   const companies = await retry(() => fetch(`${sandboxUrl}/_sandbox/companies`).then((r) => r.json()), "the sandbox");
   await retry(() => fetch(`${reconcilerOps}/readyz`).then((r) => (r.ok ? r : Promise.reject())), "the reconciler");
+  let kept = 0;
   for (const { realmId } of companies) {
     const start = await fetch(`${reconcilerOps}/connect?realmId=${realmId}`, {
       headers: { authorization: `Bearer ${operatorToken}` },
@@ -255,9 +274,10 @@ async function connectSandboxCompanies() {
     const cookie = (start.headers.get("set-cookie") ?? "").split(";")[0];
     const approved = await fetch(start.headers.get("location") ?? "", { redirect: "manual" });
     const answer = await fetch(approved.headers.get("location") ?? "", { headers: { cookie } });
-    if (!answer.ok) throw new Error(`connecting ${realmId} failed: ${answer.status} ${await answer.text()}`);
+    if (answer.status === 409) kept++;
+    else if (!answer.ok) throw new Error(`connecting ${realmId} failed: ${answer.status} ${await answer.text()}`);
   }
-  return companies.length;
+  return { connected: companies.length - kept, kept };
 }
 
 async function retry(attempt, what) {
@@ -283,8 +303,9 @@ qbo-webhooks is running locally (Ctrl-C stops it):
   ordering / processors     metrics on http://127.0.0.1:${at(9091)}/metrics, :${at(9092)}/metrics, :${at(9094)} …  (${processors} processor replicas, ${partitions} partitions)
   reconciler                ${reconcilerOps}/metrics; connect another company: ${reconcilerOps}/connect
                             (any user name; password: the operator token in ${operatorFile})
-                            (${connected} sandbox companies connected through it)
+                            (sandbox companies: ${connected.connected} connected through it now, ${connected.kept} kept from the last start)
 
+Is it healthy?              npm run qbo-webhooks -- status
 Companies and their CDC:    npm run qbo-webhooks -- realms list
                             npm run qbo-webhooks -- realms cdc <realmId>
 

@@ -161,6 +161,12 @@ describe("qbo-webhooks --help", () => {
     expect(stdout).toMatch(/Examples:/);
     expect(stdout).toMatch(/Exit codes: 0 done, 1 failed/);
   });
+
+  it("help - a reader that closes the pipe before we write (| true, as | head does) ends the command quietly, exit 0", async () => {
+    // pipefail: the pipeline's status is the CLI's; `true` exits before Node has started.
+    const { stderr } = await run("bash", ["-o", "pipefail", "-c", `"${process.execPath}" "${MAIN}" --help | true`]);
+    expect(stderr).toBe("");
+  });
 });
 
 describe("qbo-webhooks realms", () => {

@@ -27,6 +27,13 @@ function positiveInteger(what: string) {
   };
 }
 
+// `qbo-webhooks dlq list | head` closes our stdout early: the reader has what it wanted, so that
+// ends the command quietly instead of with Node's stack trace for an unhandled EPIPE.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(0);
+});
+
 const program = new Command("qbo-webhooks")
   .description(
     "Operate a running qbo-webhooks pipeline: connected companies (realms), dead letters, test notifications.",

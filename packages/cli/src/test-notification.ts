@@ -80,7 +80,7 @@ export async function sendLocalTestNotification(
   target: { sandboxUrl: string; ingress: Ingress },
   options: { realmId?: string; entity: EntityName; legacy: boolean; timeoutMs: number },
 ): Promise<TestNotificationResult> {
-  const realmId = await connectedRealm(realms, options.realmId);
+  const realmId = await testNotificationRealm(client, realms, options.realmId);
   const sandbox = (path: string, init?: RequestInit) =>
     fetch(`${target.sandboxUrl}/_sandbox${path}`, { ...init, signal: AbortSignal.timeout(10_000) }).catch(
       (err: Error) => {
@@ -142,8 +142,15 @@ export async function sendLocalTestNotification(
   }
 }
 
-/** The realm asked for, if connected, or the first connected one. */
-async function connectedRealm(realms: RealmRegistry, asked: string | undefined): Promise<string> {
+/**
+ * The realm asked for, if connected; else the connected one with the fewest change events waiting:
+ * a realm's changes are applied in order, so a new one waits behind a company's initial load.
+ */
+export async function testNotificationRealm(
+  client: NatsClient,
+  realms: RealmRegistry,
+  asked: string | undefined,
+): Promise<string> {
   const all = await realms.list();
   const connected = all.filter((r) => r.status === "connected").map((r) => r.realmId);
   if (asked !== undefined) {
@@ -155,11 +162,24 @@ async function connectedRealm(realms: RealmRegistry, asked: string | undefined):
     }
     return asked;
   }
-  const first = connected[0];
-  if (first === undefined) {
+  if (connected.length === 0) {
     throw new TestNotificationError(
       "no company is connected yet: npm start connects the sandbox's companies once the reconciler leads (a few seconds); or pass --realm",
     );
   }
-  return first;
+  const waiting = await eventsWaitingByRealm(client);
+  return connected.reduce((best, realm) => ((waiting.get(realm) ?? 0) < (waiting.get(best) ?? 0) ? realm : best));
+}
+
+/** Change events not yet applied, per realm (QBO_EVENTS is a work queue: what is there waits). */
+async function eventsWaitingByRealm(client: NatsClient): Promise<Map<string, number>> {
+  const info = await client.jsm.streams.info(Streams.events.name, {
+    subjects_filter: Streams.events.subjects[0] ?? ">",
+  });
+  const waiting = new Map<string, number>();
+  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+    const realmId = subject.split(".").at(-1) ?? "";
+    waiting.set(realmId, (waiting.get(realmId) ?? 0) + count);
+  }
+  return waiting;
 }

@@ -4,6 +4,7 @@ import { ENTITY_NAMES } from "@qbo-webhooks/contracts";
 import { z } from "zod";
 import { seededRandom } from "./company/entity-fields.js";
 import { Sandbox } from "./sandbox.js";
+import { StateFile } from "./state-file.js";
 import { TrafficGenerator } from "./traffic/traffic-generator.js";
 
 const Env = z.object({
@@ -34,6 +35,12 @@ const Env = z.object({
     })
     .refine(({ min, max }) => min <= max, "min must not exceed max"),
   SANDBOX_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
+  /**
+   * Where the companies, connections and OAuth grants are kept across restarts: read at start when
+   * it exists (SANDBOX_REALMS and SANDBOX_HISTORY then make nothing), written as they change. Unset:
+   * every start makes new companies.
+   */
+  SANDBOX_STATE_FILE: z.string().min(1).optional(),
 });
 
 const parsed = Env.safeParse(process.env);
@@ -44,11 +51,24 @@ if (!parsed.success) {
 }
 const env = parsed.data;
 
+const stateFile = env.SANDBOX_STATE_FILE ? new StateFile(env.SANDBOX_STATE_FILE, () => sandbox.state()) : undefined;
+const saved = savedOrExit(stateFile);
+
+function savedOrExit(file: StateFile | undefined) {
+  try {
+    return file?.read();
+  } catch (err) {
+    process.stderr.write(`sandbox: SANDBOX_STATE_FILE: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+}
 const sandbox = await Sandbox.start({
   port: env.SANDBOX_PORT,
   host: env.SANDBOX_HOST,
   speed: env.SANDBOX_SPEED,
   seed: env.SANDBOX_SEED,
+  // A company's change times only move forward, across restarts too.
+  ...(saved ? { start: Math.max(Date.now(), saved.savedAt + 1) } : {}),
 });
 const app = sandbox.registerApp({
   appId: "local-app",
@@ -60,19 +80,29 @@ const app = sandbox.registerApp({
   policy: env.SANDBOX_POLICY,
   ...(env.SANDBOX_WEBHOOK_URL ? { endpointUrl: env.SANDBOX_WEBHOOK_URL } : {}),
 });
-const realms = Array.from({ length: env.SANDBOX_REALMS }, () => sandbox.createCompany());
-const history = seededRandom(env.SANDBOX_SEED + 2);
-const { min: fewest, max: most } = env.SANDBOX_HISTORY;
-const now = sandbox.clock.now();
-for (const company of realms) {
-  company.seedHistory(
-    ENTITY_NAMES,
-    () => fewest + Math.floor(history() * (most - fewest + 1)),
-    now - env.SANDBOX_HISTORY_DAYS * 24 * 3600_000,
-    now - 60_000,
-  );
+if (saved) sandbox.restore(saved);
+else newCompanies();
+const realms = sandbox.companies();
+if (stateFile) {
+  sandbox.onStateChange(() => stateFile.schedule());
+  stateFile.save();
 }
-for (const company of realms) sandbox.connect(app.appId, company.realmId);
+
+function newCompanies(): void {
+  const made = Array.from({ length: env.SANDBOX_REALMS }, () => sandbox.createCompany());
+  const history = seededRandom(env.SANDBOX_SEED + 2);
+  const { min: fewest, max: most } = env.SANDBOX_HISTORY;
+  const now = sandbox.clock.now();
+  for (const company of made) {
+    company.seedHistory(
+      ENTITY_NAMES,
+      () => fewest + Math.floor(history() * (most - fewest + 1)),
+      now - env.SANDBOX_HISTORY_DAYS * 24 * 3600_000,
+      now - 60_000,
+    );
+  }
+  for (const company of made) sandbox.connect(app.appId, company.realmId);
+}
 const traffic = new TrafficGenerator({
   realms,
   ratePerSecond: env.SANDBOX_TRAFFIC_RATE,
@@ -93,6 +123,7 @@ process.stdout.write(
       payloadForm: app.payloadForm,
     },
     realms: realms.map((c) => c.realmId),
+    restoredFrom: saved ? stateFile?.path : null,
     trafficPerSecond: env.SANDBOX_TRAFFIC_RATE,
     control: `${sandbox.url}/_sandbox`,
   })}\n`,
@@ -101,6 +132,7 @@ process.stdout.write(
 async function stop(): Promise<void> {
   traffic.stop();
   await sandbox.close();
+  stateFile?.save();
   process.exit(0);
 }
 process.on("SIGTERM", () => void stop());

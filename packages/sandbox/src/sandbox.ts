@@ -13,6 +13,7 @@ import { type Random, seededRandom } from "./company/entity-fields.js";
 import { controlRouter } from "./control/control-router.js";
 import { FaultDraws } from "./fault-draws.js";
 import { SandboxError } from "./sandbox-error.js";
+import type { SandboxState } from "./sandbox-state.js";
 import { type WebhookAppInput, WebhookAppSettings } from "./webhooks/webhook-app.js";
 import type { WebhookFault } from "./webhooks/webhook-faults.js";
 import { type DeliveryState, WebhookSender } from "./webhooks/webhook-sender.js";
@@ -59,6 +60,7 @@ export class Sandbox {
   readonly #apps = new Map<string, App>();
   readonly #limiter = new RateLimiter();
   readonly #pageListeners = new Set<(page: QueryPage) => void>();
+  readonly #stateListeners = new Set<() => void>();
   #behaviour: ApiBehaviour = ApiBehaviour.parse({});
   #serverErrors = new FaultDraws(this.#behaviour.serverErrors, () => 0);
   #malformed = new FaultDraws(this.#behaviour.malformedAnswers, () => 0);
@@ -84,7 +86,7 @@ export class Sandbox {
 
   private constructor(options: SandboxOptions) {
     this.clock = new SandboxClock({ speed: options.speed ?? 1, ...(options.start ? { start: options.start } : {}) });
-    this.oauth = new OAuthStore(this.clock);
+    this.oauth = new OAuthStore(this.clock, () => this.#stateChanged());
     this.#random = seededRandom(options.seed ?? 1);
   }
 
@@ -121,7 +123,53 @@ export class Sandbox {
       this.#dispatch(c),
     );
     this.#companies.set(realmId, company);
+    this.#stateChanged();
     return company;
+  }
+
+  /**
+   * What a restart needs to go on as if it never happened (see {@link SandboxState}); {@link
+   * onStateChange} says when it has changed.
+   */
+  state(): SandboxState {
+    return {
+      version: 1,
+      savedAt: this.clock.now(),
+      nextRealm: String(this.#nextRealm),
+      companies: this.companies().map((company) => company.toState()),
+      oauth: this.oauth.toState(),
+      connections: Object.fromEntries(
+        [...this.#apps].map(([appId, app]) => [appId, Object.fromEntries(app.connections)]),
+      ),
+    };
+  }
+
+  /** Takes back a saved state: into a sandbox with no company yet, whose apps are registered already. */
+  restore(state: SandboxState): void {
+    if (this.#companies.size > 0) throw new SandboxError("INVALID_REQUEST", "restore needs a sandbox with no company");
+    const apps = Object.entries(state.connections).map(([appId, connections]) => ({
+      app: this.#app(appId),
+      connections,
+    }));
+    for (const saved of state.companies) {
+      const company = Company.fromState(saved, this.clock, this.#random, (c) => this.#dispatch(c));
+      this.#companies.set(company.realmId, company);
+    }
+    this.#nextRealm = BigInt(state.nextRealm);
+    this.oauth.restore(state.oauth);
+    for (const { app, connections } of apps) {
+      for (const [realmId, connectedAt] of Object.entries(connections)) app.connections.set(realmId, connectedAt);
+    }
+  }
+
+  /** Calls `listener` whenever {@link state} would answer differently (not for the clock alone); returns the unsubscribe. */
+  onStateChange(listener: () => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  #stateChanged(): void {
+    for (const listener of this.#stateListeners) listener();
   }
 
   company(realmId: string): Company {
@@ -197,6 +245,7 @@ export class Sandbox {
   }
 
   #dispatch(change: ChangeRecord): void {
+    this.#stateChanged();
     for (const app of this.#apps.values()) {
       const connectedAt = app.connections.get(change.realmId);
       if (connectedAt !== undefined && change.at >= connectedAt) app.sender.offer(change);
@@ -227,8 +276,14 @@ export class Sandbox {
         },
         companyForConsent: (realmId) =>
           realmId && this.#companies.has(realmId) ? realmId : this.createCompany().realmId,
-        connected: (appId, realmId) => this.#app(appId).connections.set(realmId, this.clock.now()),
-        disconnected: (appId, realmId) => this.#app(appId).connections.delete(realmId),
+        connected: (appId, realmId) => {
+          this.#app(appId).connections.set(realmId, this.clock.now());
+          this.#stateChanged();
+        },
+        disconnected: (appId, realmId) => {
+          this.#app(appId).connections.delete(realmId);
+          this.#stateChanged();
+        },
         tokenRequest: () => {
           this.#stats.tokenRequests++;
           const slow = this.#tokenFaults.draw((fault) => fault.kind === "slow");

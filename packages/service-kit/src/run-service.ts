@@ -20,7 +20,8 @@ export interface ServiceDefinition<C> {
 
 /**
  * The lifecycle every service's main.ts shares: configuration errors exit 1 before anything
- * connects; SIGTERM or SIGINT close the service within its deadline and exit 0; a second signal
+ * connects; SIGTERM or SIGINT (also one that arrives while it starts) close the service within its
+ * deadline and exit 0; a second signal
  * or the deadline exits 1.
  */
 export async function runService<C>(definition: ServiceDefinition<C>): Promise<void> {
@@ -33,6 +34,21 @@ export async function runService<C>(definition: ServiceDefinition<C>): Promise<v
     process.exit(1);
   }
   const logger = createLogger({ service: definition.name, level: config.logLevel });
+  // Listening before the service starts: a SIGTERM while it starts (its ops server may already
+  // answer /readyz) is kept and served once it has started, instead of killing it outright.
+  let stopping: string | undefined;
+  let stop: ((signal: string) => Promise<void>) | undefined;
+  const onSignal = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = signal;
+    if (stop) void stop(signal);
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+
   const { startTelemetry } = await import("@qbo-webhooks/observability/telemetry");
   const telemetry = startTelemetry({ serviceName: `qbo-webhooks-${definition.name}`, exportOtlp: config.exportTraces });
   const service = await definition.start(config, logger, telemetry).catch((err: unknown) => {
@@ -40,13 +56,7 @@ export async function runService<C>(definition: ServiceDefinition<C>): Promise<v
     process.exit(1);
   });
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    stopping = true;
+  stop = async (signal: string) => {
     logger.info({ signal, deadlineMs: config.shutdownDeadlineMs }, "shutting down");
     const force = setTimeout(() => {
       logger.error("shutdown deadline passed: exiting with in-flight work");
@@ -58,6 +68,5 @@ export async function runService<C>(definition: ServiceDefinition<C>): Promise<v
     logger.info("shut down cleanly");
     logger.flush(() => process.exit(0));
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  if (stopping) void stop(stopping);
 }

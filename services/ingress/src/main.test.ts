@@ -9,7 +9,7 @@ import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/ingress.mjs", import.meta.url));
 const TOKEN = "process-test-token";
 
 function runIngress(env: Record<string, string>): ChildProcess & { output: () => string } {

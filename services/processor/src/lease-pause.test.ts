@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
 import { type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/processor.mjs", import.meta.url));
 const TTL_MS = 3000;
 
 // Two real processes: the old holder is frozen with SIGSTOP while QuickBooks answers slowly, its

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
 import { PARTITIONS, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/processor.mjs", import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A 3-node nats-server cluster on loopback (R3 streams and buckets, fsync before every PubAck), a

@@ -5,7 +5,7 @@ import { Streams } from "@qbo-webhooks/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/processor.mjs", import.meta.url));
 
 // Crashes for real: processor processes killed with -9, and nats-server killed and restarted.
 describe("processor crashes", () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
 import { type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/processor.mjs", import.meta.url));
 const APP_DOWN_MS = 120_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -9,7 +9,7 @@ import { type Pipeline, startPipeline } from "@qbo-webhooks/processor/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { consent, OPERATOR_TOKEN } from "./testing/reconciler-harness.js";
 
-const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../dist/reconciler.mjs", import.meta.url));
 
 let pipeline: Pipeline;
 const replicas: { child: ChildProcess; port: number; opsPort: number; id: string }[] = [];

@@ -2,14 +2,16 @@
 // ordering, reconciler, processors, each its own process) under steady traffic for SOAK_MINUTES.
 // Samples every service's resident memory from /proc and reports the start (after warm-up), the
 // end, the peak and the growth, against the targets: at most 150 MB each, less than 10 % growth.
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
+import { running } from "./local-pipeline.js";
 
 const Settings = z.object({
   SOAK_MINUTES: z.coerce.number().min(1).max(180).default(30),
@@ -44,11 +46,13 @@ const launcher = spawn(process.execPath, [join(ROOT, "scripts", "start-local.mjs
     SANDBOX_REALMS: String(settings.SOAK_REALMS),
     PROCESSORS: String(settings.SOAK_PROCESSORS),
     LOG_LEVEL: "warn",
+    // A store and sandbox of its own, made afresh: not the ones `npm start` keeps in .data.
+    LOCAL_DATA_DIR: await mkdtemp(join(tmpdir(), "qbo-soak-")),
   },
   stdio: ["ignore", "pipe", "inherit"],
 });
 try {
-  await running(launcher);
+  await running(launcher, 120_000);
   const samples = await sample(settings.SOAK_MINUTES * 60_000);
   await report(samples, await unprocessed());
 } finally {
@@ -56,22 +60,6 @@ try {
     launcher.kill("SIGTERM");
     await once(launcher, "exit");
   }
-}
-
-async function running(child: ChildProcess): Promise<void> {
-  let seen = "";
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (chunk: Buffer) => {
-      seen = (seen + chunk.toString()).slice(-4096);
-      if (seen.includes("qbo-webhooks is running locally")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`start-local exited (${code}) before the pipeline ran`)));
-  });
-  await Promise.race([
-    started,
-    delay(120_000).then(() => Promise.reject(new Error("the pipeline did not start within 2 minutes"))),
-  ]);
-  child.stdout?.resume();
 }
 
 async function sample(durationMs: number): Promise<Sample[]> {
@@ -102,7 +90,7 @@ async function services(parent: number): Promise<Map<string, number>> {
 }
 
 function serviceName(command: string[], taken: Map<string, number>): string {
-  const script = command.find((part) => part.endsWith("main.js")) ?? command[0] ?? "?";
+  const script = command.find((part) => /\/dist\/[\w-]+\.mjs$/.test(part)) ?? command[0] ?? "?";
   const base = /(?:services|packages)\/([\w-]+)\/dist/.exec(script)?.[1] ?? script.split("/").pop() ?? "?";
   let name = base;
   for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { SandboxClock } from "../clock.js";
+import type { OAuthState } from "../sandbox-state.js";
 
 /** What QuickBooks' token endpoint returns (QBO.md §7). */
 export interface TokenSet {
@@ -52,7 +53,40 @@ export class OAuthStore {
   readonly #refresh = new Map<string, RefreshToken>();
   readonly #access = new Map<string, AccessToken>();
 
-  constructor(private readonly clock: SandboxClock) {}
+  /** `changed` hears every new, rotated or revoked token: what a saved sandbox must write down. */
+  constructor(
+    private readonly clock: SandboxClock,
+    private readonly changed: () => void = () => {},
+  ) {}
+
+  /** The grants and their tokens (authorization codes live ten minutes and are not kept). */
+  toState(): OAuthState {
+    const grants = new Map<Grant, OAuthState["grants"][number]>();
+    const of = (grant: Grant) => {
+      let saved = grants.get(grant);
+      if (!saved) {
+        saved = { ...grant, refreshTokens: [], accessTokens: [] };
+        grants.set(grant, saved);
+      }
+      return saved;
+    };
+    for (const [token, { grant, expiresAt, replaced }] of this.#refresh)
+      of(grant).refreshTokens.push({ token, expiresAt, replaced });
+    for (const [token, { grant, expiresAt }] of this.#access) of(grant).accessTokens.push({ token, expiresAt });
+    return { grants: [...grants.values()] };
+  }
+
+  /** Takes back what {@link toState} saved, in place of what this store holds. */
+  restore(state: OAuthState): void {
+    this.#refresh.clear();
+    this.#access.clear();
+    for (const { refreshTokens, accessTokens, ...saved } of state.grants) {
+      const grant: Grant = { ...saved };
+      for (const { token, expiresAt, replaced } of refreshTokens)
+        this.#refresh.set(token, { grant, expiresAt, replaced });
+      for (const { token, expiresAt } of accessTokens) this.#access.set(token, { grant, expiresAt });
+    }
+  }
 
   issueCode(appId: string, realmId: string, redirectUri: string): string {
     const code = `AB11${token(24)}`;
@@ -113,6 +147,7 @@ export class OAuthStore {
     const grant = (this.#refresh.get(tokenText) ?? this.#access.get(tokenText))?.grant;
     if (!grant || grant.appId !== appId) return undefined;
     grant.revoked = true;
+    this.changed();
     return { realmId: grant.realmId };
   }
 
@@ -121,6 +156,7 @@ export class OAuthStore {
     for (const { grant } of [...this.#refresh.values(), ...this.#access.values()]) {
       if (grant.appId === appId && grant.realmId === realmId) grant.revoked = true;
     }
+    this.changed();
   }
 
   /** The refresh token of the app's grant on the company that still works, if any. */
@@ -149,6 +185,7 @@ export class OAuthStore {
     const refresh_token = `RT1-${token(32)}`;
     this.#access.set(access_token, { grant, expiresAt: now + ACCESS_TTL_S * 1000 });
     this.#refresh.set(refresh_token, { grant, expiresAt: now + REFRESH_TTL_S * 1000, replaced: false });
+    this.changed();
     return {
       token_type: "bearer",
       access_token,

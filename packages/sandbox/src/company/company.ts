@@ -1,6 +1,7 @@
-import { type EntityName, type Operation, operationsOf } from "@qbo-webhooks/contracts";
+import { ENTITY_NAMES, type EntityName, type Operation, operationsOf } from "@qbo-webhooks/contracts";
 import type { SandboxClock } from "../clock.js";
 import { SandboxError } from "../sandbox-error.js";
+import type { CompanyState } from "../sandbox-state.js";
 import { type Random, sampleFields } from "./entity-fields.js";
 import { formatQboTime } from "./qbo-time.js";
 
@@ -53,6 +54,37 @@ export class Company {
     private readonly random: Random,
     private readonly onChange: (change: ChangeRecord) => void,
   ) {}
+
+  /** A company as saved by {@link toState}, with the clock, randomness and listener of the sandbox it joins. */
+  static fromState(
+    state: CompanyState,
+    clock: SandboxClock,
+    random: Random,
+    onChange: (change: ChangeRecord) => void,
+  ): Company {
+    const company = new Company(state.realmId, state.name, clock, random, onChange);
+    company.#lastChangeAt = state.lastChangeAt;
+    for (const entity of ENTITY_NAMES) {
+      const next = state.nextIds[entity];
+      if (next !== undefined) company.#nextId.set(entity, next);
+    }
+    for (const { entity, data, updatedAt } of state.entities) company.#table(entity).set(data.Id, { data, updatedAt });
+    for (const tombstone of state.tombstones) company.#tombstones.set(`${tombstone.entity}/${tombstone.id}`, tombstone);
+    return company;
+  }
+
+  toState(): CompanyState {
+    return {
+      realmId: this.realmId,
+      name: this.name,
+      lastChangeAt: this.#lastChangeAt,
+      nextIds: Object.fromEntries(this.#nextId),
+      entities: [...this.#entities].flatMap(([entity, table]) =>
+        [...table.values()].map(({ data, updatedAt }) => ({ entity, data, updatedAt })),
+      ),
+      tombstones: [...this.#tombstones.values()],
+    };
+  }
 
   create(entity: EntityName, fields: Record<string, unknown> = {}): QboEntity {
     this.#allow(entity, "Create");

@@ -1,0 +1,98 @@
+// The programs (four services, the sandbox, the CLI) as one file each, built by esbuild straight from
+// the TypeScript sources: each workspace package's exports carry a "source" condition that points at
+// src/. `npm start` therefore needs no `tsc` build (minutes on a 2-core machine; seconds here), the
+// tests start the very files `npm start` and the image run, and types are checked by `tsc` in
+// `npm run typecheck` and `npm test`'s build.
+//
+// Usage: node scripts/bundle.mjs [name ...]   (every program when no name is given)
+import { readFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * Each program with its npm dependencies in the file: the CLI answers in a fraction of the time when
+ * Node reads one module instead of hundreds, and the image needs no node_modules (scripts/assemble-image.sh).
+ */
+const PROGRAMS = {
+  ingress: { entry: "services/ingress/src/main.ts", outfile: "services/ingress/dist/ingress.mjs" },
+  ordering: { entry: "services/ordering/src/main.ts", outfile: "services/ordering/dist/ordering.mjs" },
+  processor: { entry: "services/processor/src/main.ts", outfile: "services/processor/dist/processor.mjs" },
+  reconciler: { entry: "services/reconciler/src/main.ts", outfile: "services/reconciler/dist/reconciler.mjs" },
+  sandbox: { entry: "packages/sandbox/src/main.ts", outfile: "packages/sandbox/dist/sandbox.mjs" },
+  cli: { entry: "packages/cli/src/main.ts", outfile: "packages/cli/dist/qbo-webhooks.mjs" },
+};
+
+/**
+ * Fails the build when our code imports, at run time, a package its package.json does not list in
+ * `dependencies` (a dev dependency, or one only hoisted there by another workspace): bundled, it would
+ * work by accident here and be missing from what the package declares.
+ */
+const declaredDependenciesOnly = {
+  name: "declared-dependencies-only",
+  setup(esbuild) {
+    const manifests = new Map();
+    const manifestOf = (file) => {
+      let dir = dirname(file);
+      while (!manifests.has(dir)) {
+        try {
+          manifests.set(dir, JSON.parse(readFileSync(join(dir, "package.json"), "utf8")));
+        } catch {
+          const parent = dirname(dir);
+          if (parent === dir) return undefined;
+          dir = parent;
+        }
+      }
+      return manifests.get(dir);
+    };
+    esbuild.onResolve({ filter: /^[^./]/ }, ({ path, importer }) => {
+      if (!importer || importer.includes("/node_modules/") || path.startsWith("node:") || builtinModules.includes(path))
+        return undefined;
+      const name = path
+        .split("/")
+        .slice(0, path.startsWith("@") ? 2 : 1)
+        .join("/");
+      const manifest = manifestOf(importer);
+      if (!manifest || name === manifest.name || name in (manifest.dependencies ?? {})) return undefined;
+      return {
+        errors: [
+          {
+            text: `${manifest.name} imports ${name} at run time, but its package.json does not list it in dependencies`,
+          },
+        ],
+      };
+    });
+  },
+};
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((name) => !(name in PROGRAMS));
+if (unknown.length > 0) {
+  console.error(`bundle: no program ${unknown.join(", ")}; the programs are ${Object.keys(PROGRAMS).join(", ")}`);
+  process.exit(2);
+}
+// esbuild has printed each error with its place; the stack trace of its summary would only hide them.
+await Promise.all(
+  (asked.length > 0 ? asked : Object.keys(PROGRAMS)).map((name) => {
+    const program = PROGRAMS[name];
+    return build({
+      entryPoints: [join(root, program.entry)],
+      outfile: join(root, program.outfile),
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["source"],
+      sourcemap: true,
+      plugins: [declaredDependenciesOnly],
+      // CommonJS dependencies bundled into an ES module still call require() for Node's built-ins.
+      banner: {
+        js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      },
+      logLevel: "warning",
+    });
+  }),
+).catch(() => process.exit(1));

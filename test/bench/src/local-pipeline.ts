@@ -1,0 +1,28 @@
+import type { ChildProcess } from "node:child_process";
+import { setTimeout as delay } from "node:timers/promises";
+
+/** The line `npm start` prints once every service runs and every sandbox company is connected. */
+export const RUNNING_BANNER = "qbo-webhooks is running locally";
+
+/**
+ * Resolves when a local pipeline (`npm start` or scripts/start-local.mjs) prints that it runs, with
+ * what it printed on stdout until then; rejects if it exits first or takes longer than `limitMs`.
+ */
+export async function running(child: ChildProcess, limitMs: number): Promise<string> {
+  let seen = "";
+  const started = new Promise<string>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(RUNNING_BANNER)) resolve(seen);
+    });
+    child.once("exit", (code) =>
+      reject(new Error(`the pipeline exited (${code}) before it ran:\n${seen.slice(-2000)}`)),
+    );
+  });
+  const output = await Promise.race([
+    started,
+    delay(limitMs).then(() => Promise.reject(new Error(`the pipeline did not start within ${limitMs / 1000} s`))),
+  ]);
+  child.stdout?.resume();
+  return output;
+}

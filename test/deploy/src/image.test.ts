@@ -1,0 +1,92 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { Sandbox } from "@qbo-webhooks/sandbox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ASSEMBLE = fileURLToPath(new URL("../../../scripts/assemble-image.sh", import.meta.url));
+const run = promisify(execFile);
+
+// The image's last stage holds exactly what scripts/assemble-image.sh assembles (the Dockerfile runs
+// it). Assembled here outside the repository, with no node_modules anywhere above it, every service
+// must start and become ready: a dependency left out of a bundle, or a file read at run time that is
+// not there, fails this test as it would fail the pods.
+describe("the image's files", () => {
+  let app = "";
+  let nats: NatsServerProcess;
+  let sandbox: Sandbox;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    app = await mkdtemp(join(tmpdir(), "qbo-image-"));
+    await run("bash", [ASSEMBLE, app], { timeout: 120_000 });
+    nats = await NatsServerProcess.start();
+    sandbox = await Sandbox.start();
+  }, 150_000);
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await sandbox?.close();
+    await nats?.dispose();
+    await rm(app, { recursive: true, force: true });
+  });
+
+  it("image - holds one bundled file per program with its source map, and no node_modules", async () => {
+    const programs = ["ingress", "ordering", "processor", "reconciler", "sandbox", "qbo-webhooks"];
+    expect((await readdir(app)).sort()).toEqual(programs.flatMap((p) => [`${p}.mjs`, `${p}.mjs.map`]).sort());
+  });
+
+  it("image - each service starts from it alone (in its directory, with only the environment the chart sets), is ready, and stops cleanly on SIGTERM", {
+    timeout: 90_000,
+  }, async () => {
+    const quickbooks = {
+      QBO_ENVIRONMENT: "sandbox",
+      QBO_API_BASE_URL: sandbox.url,
+      QBO_CLIENT_ID: "image-test-client",
+      QBO_CLIENT_SECRET: "image-test-secret",
+      TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    };
+    const services: [string, Record<string, string>][] = [
+      ["ingress", { QBO_VERIFIER_TOKENS: "image-test-verifier", HTTP_PORT: String(await freePort()) }],
+      ["ordering", {}],
+      ["processor", quickbooks],
+      ["reconciler", { ...quickbooks, HTTP_PORT: String(await freePort()) }],
+    ];
+    await Promise.all(
+      services.map(async ([name, env]) => {
+        const opsPort = await freePort();
+        const child = spawn(process.execPath, ["--enable-source-maps", join(app, `${name}.mjs`)], {
+          cwd: app,
+          // Only what the chart sets: no NODE_PATH, nothing of this repository.
+          env: { PATH: process.env.PATH ?? "", NATS_URL: nats.url, OPS_PORT: String(opsPort), ...env },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        children.push(child);
+        let stderr = "";
+        child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        await expect
+          .poll(
+            async () => {
+              if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}): ${stderr}`);
+              return (await fetch(`http://127.0.0.1:${opsPort}/readyz`).catch(() => undefined))?.status;
+            },
+            { timeout: 30_000, interval: 250 },
+          )
+          .toBe(200);
+        child.kill("SIGTERM");
+        const [code] = await once(child, "exit");
+        expect(code, `${name}: ${stderr}`).toBe(0);
+      }),
+    );
+  });
+
+  it("image - the CLI runs from it (kubectl exec … node /app/qbo-webhooks.mjs status)", async () => {
+    const { stdout } = await run(process.execPath, [join(app, "qbo-webhooks.mjs"), "--help"], { cwd: app });
+    expect(stdout).toMatch(/^Usage: qbo-webhooks/);
+  });
+});
