@@ -145,7 +145,7 @@ async function stop(code) {
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
 
-// Each service connects as its own NATS user (config/nats-auth.conf); the passwords are made once
+// Each service connects as its own NATS user (charts/qbo-webhooks/files/nats-auth.conf, which the chart ships too); the passwords are made once
 // and kept in .data. Against a NATS of your own (NATS_URL), the services take NATS_* from you.
 const natsUsers = ["ingress", "ordering", "processor", "reconciler", "operator"];
 let natsAs = () => ({});

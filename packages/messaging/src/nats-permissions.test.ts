@@ -10,13 +10,13 @@ import { NatsServerProcess } from "./testing/index.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 /** The users and permissions we ship, as `npm start` and the chart run them. */
-const SHIPPED = fileURLToPath(new URL("../../../config/nats-auth.conf", import.meta.url));
+const SHIPPED = fileURLToPath(new URL("../../../charts/qbo-webhooks/files/nats-auth.conf", import.meta.url));
 const USERS = ["ingress", "ordering", "processor", "reconciler", "operator"] as const;
 type User = (typeof USERS)[number];
 const password = (user: User) => `${user}-password-for-tests`;
 const body = new TextEncoder().encode("{}");
 
-describe("NATS: one user per service, each allowed only its own subjects (config/nats-auth.conf)", () => {
+describe("NATS: one user per service, each allowed only its own subjects (charts/qbo-webhooks/files/nats-auth.conf)", () => {
   let server: NatsServerProcess;
   const clients = new Map<User, NatsClient>();
   const as = (user: User) => {

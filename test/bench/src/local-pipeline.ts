@@ -1,5 +1,4 @@
 import type { ChildProcess } from "node:child_process";
-import { setTimeout as delay } from "node:timers/promises";
 
 /** The line `npm start` prints once every service runs and every sandbox company is connected. */
 export const RUNNING_BANNER = "qbo-webhooks is running locally";
@@ -19,10 +18,15 @@ export async function running(child: ChildProcess, limitMs: number): Promise<str
       reject(new Error(`the pipeline exited (${code}) before it ran:\n${seen.slice(-2000)}`)),
     );
   });
-  const output = await Promise.race([
-    started,
-    delay(limitMs).then(() => Promise.reject(new Error(`the pipeline did not start within ${limitMs / 1000} s`))),
-  ]);
-  child.stdout?.resume();
-  return output;
+  // The limit's timer is cleared once started: a pending one would keep the bench's process alive.
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the pipeline did not start within ${limitMs / 1000} s`)), limitMs);
+  });
+  try {
+    return await Promise.race([started, timedOut]);
+  } finally {
+    clearTimeout(timer);
+    child.stdout?.resume();
+  }
 }

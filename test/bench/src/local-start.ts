@@ -84,6 +84,7 @@ async function timedStart(step: string): Promise<ChildProcess> {
   child.stderr?.on("data", (chunk: Buffer) => (setup += chunk.toString()));
   await running(child, 15 * 60_000);
   const seconds = (performance.now() - begun) / 1000;
+  process.stderr.write(`${step}: running after ${seconds.toFixed(1)} s\n`);
   const target = step.startsWith("first") ? TARGETS_S.first : TARGETS_S.later;
   const steps = [...setup.matchAll(/^setup: (.+?): done in (\d+) s$/gm)].map(
     ([, what, s]) => `${what?.split(" (")[0]} ${s} s`,
