@@ -6,8 +6,9 @@
 # version, and kept outside the clone: CI clones afresh on the same machine, and a cold build costs
 # 15-35 minutes once.
 #
-# Usage: scripts/ensure-k8s-tools.sh [--print-dir]
-#   prints nothing when all is there; --print-dir prints the directory the tests read (K8S_TOOLS_DIR).
+# Usage: scripts/ensure-k8s-tools.sh [--print-dir] [--check]
+#   --print-dir  prints the directory the tests read (K8S_TOOLS_DIR) once everything is there
+#   --check      builds nothing: exit 1, naming what is missing, unless everything is there
 set -euo pipefail
 
 HELM3_VERSION=v3.22.0
@@ -87,7 +88,7 @@ build_etcd() {
 }
 
 build_kubernetes() {
-  local names=(kube-apiserver kube-controller-manager kube-scheduler kubectl) missing=() work staging
+  local names=(kube-apiserver kubectl kube-scheduler kube-controller-manager) missing=() work staging
   for name in "${names[@]}"; do have "$bin/$name-$KUBERNETES_VERSION" || missing+=("$name"); done
   [ ${#missing[@]} -eq 0 ] && return
   work=$(mktemp -d)
@@ -177,17 +178,40 @@ promtool() {
   rm -rf "$work"
 }
 
+print_dir=false check=false
+for arg in "$@"; do
+  case $arg in
+    --print-dir) print_dir=true ;;
+    --check) check=true ;;
+    *) echo "usage: scripts/ensure-k8s-tools.sh [--print-dir] [--check]" >&2; exit 2 ;;
+  esac
+done
+if $check; then
+  missing=()
+  for name in kubeconform helm3 etcd kube-apiserver kubectl kube-scheduler kube-controller-manager kwok promtool helm4; do
+    [ -x "$bin/$name" ] || missing+=("$name")
+  done
+  ls "$dir"/kwok-stages-*.yaml >/dev/null 2>&1 || missing+=("kwok stages")
+  ls -d "$dir"/schemas-* >/dev/null 2>&1 || missing+=("kubeconform schemas")
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "missing in $dir: ${missing[*]} (scripts/ensure-k8s-tools.sh builds them)"
+    exit 1
+  fi
+  $print_dir && echo "$dir"
+  exit 0
+fi
+
 started=$SECONDS
 build_kubeconform
 upstream_crds
 kubeconform_schemas
 build_helm 3 "$HELM3_VERSION"
-build_helm 4 "$HELM4_VERSION"
 build_etcd
 build_kubernetes
 build_kwok
 kwok_stages
 promtool
+build_helm 4 "$HELM4_VERSION"
 # The tests find each tool under its plain name.
 for file in "$bin"/*-v* "$bin"/promtool-debian; do
   name=$(basename "$file")
@@ -196,5 +220,5 @@ for file in "$bin"/*-v* "$bin"/promtool-debian; do
   esac
   ln -sf "$name" "$bin/$link"
 done
-[ $((SECONDS - started)) -gt 1 ] && say "ready in $((SECONDS - started)) s ($dir)"
-if [ "${1:-}" = --print-dir ]; then echo "$dir"; fi
+if [ $((SECONDS - started)) -gt 1 ]; then say "ready in $((SECONDS - started)) s ($dir)"; fi
+if $print_dir; then echo "$dir"; fi

@@ -243,7 +243,6 @@ run("reconciler", process.execPath, [join(root, "services", "reconciler", "dist"
   QBO_REDIRECT_URI: `${reconcilerUrl}/oauth/callback`,
   RECONCILER_ID: "local-1",
 });
-const connected = await connectSandboxCompanies();
 for (let i = 0; i < processors; i++) {
   run(`processor-${i + 1}`, process.execPath, [join(root, "services", "processor", "dist", "processor.mjs")], {
     ...pipelineEnv,
@@ -254,6 +253,7 @@ for (let i = 0; i < processors; i++) {
     PROCESSOR_ID: `local-${i + 1}`,
   });
 }
+const connected = await connectSandboxCompanies();
 
 /**
  * Connects every sandbox company the way an operator's browser would: the reconciler's /connect

@@ -13,5 +13,3 @@ export {
 } from "./env-fields.js";
 export { type ListenAddress, listen } from "./listen.js";
 export { ConfigError, loadEnv } from "./load-env.js";
-export type { RunningService, ServiceDefinition } from "./run-service.js";
-export { runService } from "./run-service.js";

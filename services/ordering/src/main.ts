@@ -1,4 +1,5 @@
-import { runService } from "@qbo-webhooks/service-kit";
+// Its own entry: the OpenTelemetry SDK it loads stays out of what only needs the kit (the CLI).
+import { runService } from "@qbo-webhooks/service-kit/run-service";
 import { loadConfig } from "./config.js";
 import { startOrdering } from "./ordering-service.js";
 

@@ -1,0 +1,264 @@
+import { execFile } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { ControlPlane, k8sTools } from "./control-plane.js";
+import { SERVICE_VARIABLES } from "./service-variables.js";
+
+const CHART = fileURLToPath(new URL("../../../charts/qbo-webhooks", import.meta.url));
+const run = promisify(execFile);
+const tools = await k8sTools();
+const { missing, bin } = tools;
+
+/** The values CI renders, each a way users install the chart. */
+const MATRIX: Record<string, string[]> = {
+  defaults: ["--set", "secrets.verifierTokens=v", "--set", "secrets.clientId=c", "--set", "secrets.clientSecret=s"],
+  "external NATS (production)": [
+    "--set",
+    "secrets.existingSecret=qbo-keys",
+    "--set",
+    "nats.url=nats://nats.nats.svc:4222",
+    "--set",
+    "nats.streamReplicas=3",
+    "--set",
+    "exposure.ingress.enabled=true",
+    "--set",
+    "exposure.ingress.host=qbo.example.com",
+    "--set",
+    "exposure.ingress.className=nginx",
+    "--set",
+    "quickbooks.redirectUri=https://qbo.example.com/oauth/callback",
+  ],
+  "KEDA on": ["--set", "secrets.existingSecret=qbo-keys", "--set", "autoscaling.keda.enabled=true"],
+  "monitoring on": [
+    "--set",
+    "secrets.existingSecret=qbo-keys",
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "serviceMonitor.release=kube-prometheus-stack",
+    "--set",
+    "autoscaling.hpa.enabled=true",
+    "--set",
+    "exposure.httpRoute.enabled=true",
+    "--set",
+    "exposure.httpRoute.parentRefs[0].name=public",
+  ],
+  "sandbox on": ["--set", "sandbox.enabled=true", "--set", "quickbooks.environment=sandbox"],
+  "every service configured": [
+    "--set",
+    "secrets.existingSecret=qbo-keys",
+    "--set",
+    "delivery.url=https://app.example.com/changes",
+    "--set",
+    "processor.config.COALESCE_MS=200",
+    "--set",
+    "reconciler.config.DAILY_CDC=false",
+    "--set",
+    "ingress.config.MAX_BODY_BYTES=1048576",
+    "--set",
+    "ordering.config.SHUTDOWN_DEADLINE_MS=20000",
+  ],
+};
+
+const helm = (args: string[]) => run(join(bin, "helm3"), args, { maxBuffer: 64 * 1024 * 1024 });
+const template = async (values: string[]) =>
+  (await helm(["template", "qbo", CHART, "--namespace", "qbo", ...values])).stdout;
+const objects = (yaml: string) =>
+  parseAllDocuments(yaml)
+    .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: Record<string, unknown> } | null)
+    .filter((o): o is NonNullable<typeof o> => o !== null && typeof o === "object");
+
+describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missing})` : ""}`, () => {
+  it("chart - helm lint --strict passes", async () => {
+    const { stdout } = await helm(["lint", "--strict", CHART, ...(MATRIX.defaults ?? [])]);
+    expect(stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it("chart - every render of the values matrix is valid for Kubernetes 1.37 and the upstream CRDs (kubeconform, offline, strict)", async () => {
+    const schemas = (await readdir(tools.dir)).filter((name) => name.startsWith("schemas-"));
+    const dir = join(tools.dir, schemas[0] ?? "");
+    for (const [name, values] of Object.entries(MATRIX)) {
+      const rendered = await template(values);
+      const child = run(join(bin, "kubeconform"), [
+        "-strict",
+        "-summary",
+        "-kubernetes-version",
+        "1.37.0",
+        "-schema-location",
+        `${dir}/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json`,
+        "-schema-location",
+        `${dir}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json`,
+        "-",
+      ]);
+      child.child.stdin?.end(rendered);
+      const { stdout } = await child.catch((err: { stdout: string }) => {
+        throw new Error(`${name}: ${err.stdout}`);
+      });
+      expect(stdout, name).toMatch(/Invalid: 0, Errors: 0, Skipped: 0/);
+    }
+  });
+
+  it("chart - the variables it sets and accepts are the ones each service reads (a renamed variable fails here)", async () => {
+    const schema = JSON.parse(await readFile(join(CHART, "values.schema.json"), "utf8")) as {
+      properties: Record<string, { properties: { config: { propertyNames: { enum: string[] } } } }>;
+    };
+    const rendered = objects(
+      await template([
+        ...(MATRIX["every service configured"] ?? []),
+        "--set",
+        "sandbox.enabled=true",
+        "--set",
+        "quickbooks.environment=sandbox",
+      ]),
+    );
+    for (const [service, reads] of Object.entries(SERVICE_VARIABLES)) {
+      const deployment = rendered.find(
+        (o) => o.kind === "Deployment" && o.metadata?.name === `qbo-qbo-webhooks-${service}`,
+      );
+      const containers = (
+        (deployment?.spec?.template as { spec: { containers: { env: { name: string }[] }[] } }) ?? {
+          spec: { containers: [] },
+        }
+      ).spec.containers;
+      const set = containers.flatMap((c) => c.env.map((e) => e.name));
+      expect(
+        set.filter((name) => !reads.includes(name)),
+        `${service}: set by the chart but not read`,
+      ).toEqual([]);
+      const accepted = schema.properties[service]?.properties.config.propertyNames.enum ?? [];
+      expect(
+        accepted.filter((name) => !reads.includes(name)),
+        `${service}: accepted in ${service}.config but not read`,
+      ).toEqual([]);
+      // Everything the service reads can be set: by the chart itself or through <service>.config.
+      expect(
+        reads.filter((name) => !set.includes(name) && !accepted.includes(name)),
+        `${service}: cannot be set`,
+      ).toEqual([]);
+    }
+  });
+
+  it("chart - refuses what cannot work: a typo in config, the sandbox in production, more processors than partitions", async () => {
+    const refused = (values: string[]) =>
+      helm(["template", "qbo", CHART, ...values]).then(
+        () => "",
+        (err: { stderr: string }) => err.stderr,
+      );
+    expect(await refused([...(MATRIX.defaults ?? []), "--set", "processor.config.COALESCE=1"])).toMatch(/COALESCE/);
+    expect(await refused(["--set", "sandbox.enabled=true"])).toMatch(/quickbooks.environment=sandbox/);
+    expect(
+      await refused([
+        ...(MATRIX.defaults ?? []),
+        "--set",
+        "autoscaling.keda.enabled=true",
+        "--set",
+        "autoscaling.keda.maxReplicas=99",
+      ]),
+    ).toMatch(/exceeds partitions/);
+    expect(await refused(["--set", "unknownKey=1"])).toMatch(/unknownKey/);
+  });
+
+  describe("against a real kube-apiserver", () => {
+    let plane: ControlPlane;
+    beforeAll(async () => {
+      plane = await ControlPlane.start(tools);
+      const crds = (await readdir(tools.dir)).find((name) => name.startsWith("crds-")) ?? "";
+      await plane.kubectl(["apply", "--server-side", "-f", join(tools.dir, crds)]);
+      await plane.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    }, 120_000);
+    afterAll(async () => plane?.stop());
+
+    it("chart - every render is accepted by the server with strict field validation (kubectl apply --server-side --dry-run=server)", {
+      timeout: 120_000,
+    }, async () => {
+      await plane.kubectl(["create", "namespace", "dry"]);
+      for (const [name, values] of Object.entries(MATRIX)) {
+        const rendered = await template(values);
+        await plane
+          .kubectl(
+            ["apply", "-n", "dry", "--server-side", "--dry-run=server", "--validate=strict", "-f", "-"],
+            rendered,
+          )
+          .catch((err: Error) => {
+            throw new Error(`${name}: ${err.message}`);
+          });
+      }
+    });
+
+    it("chart - helm install, upgrade with changed values, and uninstall leaving only what must persist", {
+      timeout: 120_000,
+    }, async () => {
+      await plane.helm([
+        "install",
+        "qbo",
+        CHART,
+        "--namespace",
+        "live",
+        "--create-namespace",
+        ...(MATRIX.defaults ?? []),
+      ]);
+      const secret = await plane.kubectl([
+        "get",
+        "secret",
+        "-n",
+        "live",
+        "qbo-qbo-webhooks",
+        "-o",
+        "jsonpath={.data.TOKEN_ENCRYPTION_KEY}",
+      ]);
+      expect(secret.length).toBeGreaterThan(40);
+      await plane.helm([
+        "upgrade",
+        "qbo",
+        CHART,
+        "--namespace",
+        "live",
+        ...(MATRIX.defaults ?? []),
+        "--set",
+        "processor.replicas=3",
+        "--set",
+        "logLevel=debug",
+      ]);
+      expect(
+        await plane.kubectl([
+          "get",
+          "deploy",
+          "-n",
+          "live",
+          "qbo-qbo-webhooks-processor",
+          "-o",
+          "jsonpath={.spec.replicas}",
+        ]),
+      ).toBe("3");
+      // The generated key survives the upgrade: tokens in NATS stay readable.
+      expect(
+        await plane.kubectl([
+          "get",
+          "secret",
+          "-n",
+          "live",
+          "qbo-qbo-webhooks",
+          "-o",
+          "jsonpath={.data.TOKEN_ENCRYPTION_KEY}",
+        ]),
+      ).toBe(secret);
+      await plane.helm(["uninstall", "qbo", "--namespace", "live", "--wait"]);
+      const left = await plane.kubectl([
+        "get",
+        "deploy,sts,svc,sa,role,rolebinding,pdb,networkpolicy,configmap,secret",
+        "-n",
+        "live",
+        "-o",
+        "name",
+      ]);
+      // The Secret (its key decrypts the stored tokens) and the default ServiceAccount's objects remain.
+      expect(
+        left.split("\n").filter((line) => line && !line.includes("kube-root-ca.crt") && !line.endsWith("/default")),
+      ).toEqual(["secret/qbo-qbo-webhooks"]);
+    });
+  });
+});

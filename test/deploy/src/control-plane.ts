@@ -1,0 +1,288 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { freePort } from "@qbo-webhooks/messaging/testing";
+
+const run = promisify(execFile);
+const ENSURE = fileURLToPath(new URL("../../../scripts/ensure-k8s-tools.sh", import.meta.url));
+
+/**
+ * Where scripts/ensure-k8s-tools.sh keeps the Kubernetes tools, or why they are not there. `npm test`
+ * builds them first (cached outside the clone); a test that needs one says so when it is missing.
+ */
+export async function k8sTools(): Promise<K8sTools> {
+  const { stdout, stderr } = await run("bash", [ENSURE, "--print-dir", "--check"]).catch(
+    (err: { stdout?: string; stderr?: string }) => ({ stdout: "", stderr: err.stderr ?? "" }),
+  );
+  const dir = stdout.trim();
+  if (!dir) return { dir: "", bin: "", missing: stderr.trim() || "the Kubernetes tools are not built" };
+  return { dir, bin: join(dir, "bin"), missing: undefined };
+}
+
+/** Where the tools are; `missing` says what is not there (then the others are empty). */
+export interface K8sTools {
+  readonly dir: string;
+  readonly bin: string;
+  readonly missing: string | undefined;
+}
+
+/** A real etcd and kube-apiserver on loopback (and, when asked, the controller manager, scheduler and kwok). */
+export class ControlPlane {
+  readonly #children: ChildProcess[] = [];
+
+  private constructor(
+    readonly dir: string,
+    readonly kubeconfig: string,
+    readonly server: string,
+    private readonly bin: string,
+  ) {}
+
+  /** `nodes`: also run kube-controller-manager, kube-scheduler and kwok with one simulated Node. */
+  static async start(tools: K8sTools, options: { nodes?: boolean } = {}): Promise<ControlPlane> {
+    const dir = await mkdtemp(join(tmpdir(), "qbo-k8s-"));
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    await certificates(dir);
+    const kubeconfig = join(dir, "kubeconfig");
+    const server = `https://127.0.0.1:${apiPort}`;
+    await writeFile(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: test, cluster: {server: " +
+          server +
+          ", certificate-authority: " +
+          join(dir, "ca.crt") +
+          "}}]",
+        "users: [{name: admin, user: {client-certificate: " +
+          join(dir, "admin.crt") +
+          ", client-key: " +
+          join(dir, "admin.key") +
+          "}}]",
+        "contexts: [{name: test, context: {cluster: test, user: admin, namespace: default}}]",
+        "current-context: test",
+        "",
+      ].join("\n"),
+    );
+    const plane = new ControlPlane(dir, kubeconfig, server, tools.bin);
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    plane.#spawn("etcd", [
+      "--data-dir",
+      join(dir, "etcd"),
+      "--listen-client-urls",
+      etcdUrl,
+      "--advertise-client-urls",
+      etcdUrl,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-cluster",
+      `default=http://127.0.0.1:${peerPort}`,
+      "--unsafe-no-fsync",
+      "--log-level",
+      "error",
+    ]);
+    plane.#spawn("kube-apiserver", [
+      `--etcd-servers=${etcdUrl}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      // Refused on loopback with the default reconciler (K8S.md).
+      "--endpoint-reconciler-type=none",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${dir}`,
+      `--tls-cert-file=${join(dir, "server.crt")}`,
+      `--tls-private-key-file=${join(dir, "server.key")}`,
+      `--client-ca-file=${join(dir, "ca.crt")}`,
+      "--authorization-mode=Node,RBAC",
+      `--service-account-key-file=${join(dir, "sa.pub")}`,
+      `--service-account-signing-key-file=${join(dir, "sa.key")}`,
+      "--service-account-issuer=https://kubernetes.default.svc",
+      "--service-cluster-ip-range=10.96.0.0/16",
+      // Without a controller manager no token controller makes ServiceAccount tokens.
+      ...(options.nodes ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+    ]);
+    await plane.#waitReady();
+    if (options.nodes) {
+      plane.#spawn("kube-controller-manager", [
+        `--kubeconfig=${kubeconfig}`,
+        `--service-account-private-key-file=${join(dir, "sa.key")}`,
+        `--root-ca-file=${join(dir, "ca.crt")}`,
+        `--cluster-signing-cert-file=${join(dir, "ca.crt")}`,
+        `--cluster-signing-key-file=${join(dir, "ca.key")}`,
+        "--use-service-account-credentials",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        `--secure-port=${await freePort()}`,
+      ]);
+      plane.#spawn("kube-scheduler", [
+        `--kubeconfig=${kubeconfig}`,
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        `--secure-port=${await freePort()}`,
+      ]);
+      const stages = (await run("bash", ["-c", `ls ${tools.dir}/kwok-stages-*.yaml | head -1`])).stdout.trim();
+      plane.#spawn("kwok", [
+        `--kubeconfig=${kubeconfig}`,
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        `--config=${stages}`,
+        "--server-address=127.0.0.1:0",
+      ]);
+      await plane.kubectl(["apply", "-f", "-"], FAKE_NODE);
+    }
+    return plane;
+  }
+
+  /** Runs kubectl against this API server; `input` goes to its stdin. */
+  async kubectl(args: string[], input?: string): Promise<string> {
+    return this.#tool("kubectl", [`--kubeconfig=${this.kubeconfig}`, ...args], input);
+  }
+
+  /** Runs helm (3 unless `helm4`) against this API server. */
+  async helm(args: string[], options: { helm4?: boolean } = {}): Promise<string> {
+    return this.#tool(options.helm4 ? "helm4" : "helm3", [`--kubeconfig=${this.kubeconfig}`, ...args]);
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.#children.reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  #spawn(name: string, args: string[]): void {
+    const child = spawn(join(this.bin, name), args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.once("exit", (code, signal) => {
+      if (code !== 0 && signal !== "SIGTERM") process.stderr.write(`${name} exited (${signal ?? code}):\n${stderr}\n`);
+    });
+    this.#children.push(child);
+  }
+
+  async #waitReady(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ready = await this.kubectl(["get", "--raw=/readyz"]).catch(() => "");
+      if (ready.trim() === "ok") return;
+      if (Date.now() > deadline) throw new Error("kube-apiserver was not ready within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+
+  async #tool(name: string, args: string[], input?: string): Promise<string> {
+    const child = spawn(join(this.bin, name), args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(input ?? "");
+    const [code] = await once(child, "exit");
+    if (code !== 0) throw new Error(`${name} ${args.slice(1).join(" ")} failed (${code}):\n${stderr}${stdout}`);
+    return stdout;
+  }
+}
+
+const FAKE_NODE = `apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations: { kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0" }
+  labels: { type: kwok, kubernetes.io/hostname: kwok-node-0, topology.kubernetes.io/zone: zone-a }
+spec:
+  taints: []
+`;
+
+/** A throwaway CA, the API server's serving certificate, an admin client (system:masters) and the service-account keys. */
+async function certificates(dir: string): Promise<void> {
+  const ssl = (args: string[]) => run("openssl", args, { cwd: dir });
+  await ssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=qbo-test-ca",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+  ]);
+  await writeFile(
+    join(dir, "server.ext"),
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n",
+  );
+  await ssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=kube-apiserver",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+  ]);
+  await ssl([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "server.ext",
+    "-out",
+    "server.crt",
+  ]);
+  await ssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/O=system:masters/CN=admin",
+    "-keyout",
+    "admin.key",
+    "-out",
+    "admin.csr",
+  ]);
+  await ssl([
+    "x509",
+    "-req",
+    "-in",
+    "admin.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-out",
+    "admin.crt",
+  ]);
+  await ssl(["genrsa", "-out", "sa.key", "2048"]);
+  await ssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
+  if (!existsSync(join(dir, "sa.pub"))) throw new Error("openssl made no service-account key");
+}

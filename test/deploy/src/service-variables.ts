@@ -1,0 +1,12 @@
+import { IngressEnv } from "@qbo-webhooks/ingress/config";
+import { OrderingEnv } from "@qbo-webhooks/ordering/config";
+import { ProcessorEnv } from "@qbo-webhooks/processor/config";
+import { ReconcilerEnv } from "@qbo-webhooks/reconciler/config";
+
+/** The environment variables each service reads: the keys of its configuration schema. */
+export const SERVICE_VARIABLES = {
+  ingress: Object.keys(IngressEnv.shape),
+  ordering: Object.keys(OrderingEnv.shape),
+  processor: Object.keys(ProcessorEnv.shape),
+  reconciler: Object.keys(ReconcilerEnv.shape),
+};
