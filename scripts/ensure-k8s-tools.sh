@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Finds or builds the Kubernetes tools the chart's tests run (../shared/K8S.md has the facts): helm 3 and 4,
-# kubeconform with offline schemas (core and the CRDs the chart uses), etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl and kwok, and promtool. Everything is built from the Go
-# module proxy (or taken from PyPI and Debian's packages) at the versions pinned below, stamped with its
-# version, and kept outside the clone: CI clones afresh on the same machine, and a cold build costs
-# 15-35 minutes once.
+# Finds or builds the Kubernetes tools the chart's tests run (../shared/K8S.md has the facts): helm 3,
+# kubeconform with offline schemas (core and the CRDs the chart uses), etcd, kube-apiserver and kubectl.
+# Everything is built from the Go module proxy (or taken from PyPI) at the versions pinned below, stamped
+# with its version, and kept outside the clone: CI clones afresh on the same machine, and a cold build costs
+# 15-25 minutes once.
 #
 # Usage: scripts/ensure-k8s-tools.sh [--print-dir] [--check]
 #   --print-dir  prints the directory the tests read (K8S_TOOLS_DIR) once everything is there
@@ -12,13 +11,12 @@
 set -euo pipefail
 
 HELM3_VERSION=v3.22.0
-HELM4_VERSION=v4.3.1
 KUBECONFORM_VERSION=v0.8.0
 ETCD_VERSION=v3.7.3
 KUBERNETES_VERSION=v1.37.2
-KWOK_VERSION=v0.8.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 KEDA_VERSION=v2.21.0
+GATEWAY_API_VERSION=v1.6.3
 K8S_SCHEMAS_VERSION=1.37.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,12 +61,6 @@ build_kubeconform() {
     "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" "$file"
 }
 
-build_kwok() {
-  local file=$bin/kwok-$KWOK_VERSION
-  have "$file" && return
-  timed "kwok $KWOK_VERSION (about 5 minutes of CPU)" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$file"
-}
-
 # etcd and Kubernetes refuse `go install` (their go.mod has replace directives): a throwaway module
 # that requires them builds them.
 build_etcd() {
@@ -88,7 +80,7 @@ build_etcd() {
 }
 
 build_kubernetes() {
-  local names=(kube-apiserver kubectl kube-scheduler kube-controller-manager) missing=() work staging
+  local names=(kube-apiserver kubectl) missing=() work staging
   for name in "${names[@]}"; do have "$bin/$name-$KUBERNETES_VERSION" || missing+=("$name"); done
   [ ${#missing[@]} -eq 0 ] && return
   work=$(mktemp -d)
@@ -121,30 +113,18 @@ build_kubernetes() {
   rm -rf "$work"
 }
 
-# kwok does nothing without stages: its upstream ones make a node Ready and pods Running.
-kwok_stages() {
-  local file=$dir/kwok-stages-$KWOK_VERSION.yaml src
-  have "$file" && return
-  src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
-  {
-    for stage in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-      pod/general/pod-ready.yaml pod/general/pod-complete.yaml pod/general/pod-delete.yaml; do
-      cat "$src/kustomize/stage/$stage"
-      printf '\n---\n'
-    done
-  } >"$file.tmp"
-  mv "$file.tmp" "$file"
-}
-
-# The CRDs the chart renders (ServiceMonitor, PrometheusRule, ScaledObject), from the upstream modules.
+# The CRDs the chart renders (ServiceMonitor, PrometheusRule, ScaledObject, HTTPRoute), from the upstream modules.
+crds=crds-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-keda-$KEDA_VERSION-gateway-api-$GATEWAY_API_VERSION
 upstream_crds() {
-  local out=$dir/crds-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-keda-$KEDA_VERSION src
+  local out=$dir/$crds src
   [ -d "$out" ] && return
   mkdir -p "$out.tmp"
   src=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
   cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml "$out.tmp/"
   src=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
   cp "$src"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$out.tmp/"
+  src=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+  cp "$src"/config/crd/standard/gateway.networking.k8s.io_{gateways,gatewayclasses,httproutes}.yaml "$out.tmp/"
   chmod -R u+w "$out.tmp"
   mv "$out.tmp" "$out"
 }
@@ -152,7 +132,7 @@ upstream_crds() {
 # kubeconform offline: core schemas from PyPI's kubernetes-validate with their $refs inlined (kubeconform
 # reports a schema that refers elsewhere as missing), and the CRDs' schemas made by kubeconform's own script.
 kubeconform_schemas() {
-  local out=$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-crds-$PROMETHEUS_OPERATOR_VERSION-$KEDA_VERSION venv src
+  local out=$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds venv src
   [ -d "$out" ] && return
   venv=$dir/venv-kubernetes-validate-$K8S_SCHEMAS_VERSION
   if [ ! -x "$venv/bin/python" ]; then
@@ -164,18 +144,8 @@ kubeconform_schemas() {
   "$venv/bin/python" "$root/scripts/k8s/inline-schemas.py" "${K8S_SCHEMAS_VERSION%.*}" "$out.tmp"
   src=$(module_dir "github.com/yannh/kubeconform@$KUBECONFORM_VERSION")
   (cd "$out.tmp" && FILENAME_FORMAT='{kind}_{version}' "$venv/bin/python" "$src/scripts/openapi2jsonschema.py" \
-    "$dir"/crds-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-keda-$KEDA_VERSION/*.yaml >/dev/null)
+    "$dir/$crds"/*.yaml >/dev/null)
   mv "$out.tmp" "$out"
-}
-
-# promtool from Debian's prometheus package, unpacked (not installed: no service is started).
-promtool() {
-  local file=$bin/promtool-debian work
-  have "$file" && return
-  work=$(mktemp -d)
-  (cd "$work" && apt-get download -qq prometheus >/dev/null && dpkg -x prometheus_*.deb unpacked)
-  mv "$work/unpacked/usr/bin/promtool" "$file"
-  rm -rf "$work"
 }
 
 print_dir=false check=false
@@ -188,11 +158,12 @@ for arg in "$@"; do
 done
 if $check; then
   missing=()
-  for name in kubeconform helm3 etcd kube-apiserver kubectl kube-scheduler kube-controller-manager kwok promtool helm4; do
+  for name in kubeconform helm3 etcd kube-apiserver kubectl; do
     [ -x "$bin/$name" ] || missing+=("$name")
   done
-  ls "$dir"/kwok-stages-*.yaml >/dev/null 2>&1 || missing+=("kwok stages")
-  ls -d "$dir"/schemas-* >/dev/null 2>&1 || missing+=("kubeconform schemas")
+  [ -d "$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds" ] || missing+=("kubeconform schemas")
+  [ -d "$dir/$crds" ] || missing+=("CRDs")
+  [ -f "$dir/current" ] || missing+=("the list of current directories")
   if [ ${#missing[@]} -gt 0 ]; then
     say "missing in $dir: ${missing[*]} (scripts/ensure-k8s-tools.sh builds them)"
     exit 1
@@ -208,17 +179,15 @@ kubeconform_schemas
 build_helm 3 "$HELM3_VERSION"
 build_etcd
 build_kubernetes
-build_kwok
-kwok_stages
-promtool
-build_helm 4 "$HELM4_VERSION"
 # The tests find each tool under its plain name.
-for file in "$bin"/*-v* "$bin"/promtool-debian; do
+for file in "$bin"/*-v*; do
   name=$(basename "$file")
   case $name in
-    helm3-*) link=helm3 ;; helm4-*) link=helm4 ;; promtool-*) link=promtool ;; *) link=${name%%-v*} ;;
+    helm3-*) link=helm3 ;; *) link=${name%%-v*} ;;
   esac
   ln -sf "$name" "$bin/$link"
 done
+# What the tests read: this version's schema and CRD directories.
+printf 'schemas=%s\ncrds=%s\n' "$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds" "$dir/$crds" >"$dir/current"
 if [ $((SECONDS - started)) -gt 1 ]; then say "ready in $((SECONDS - started)) s ($dir)"; fi
 if $print_dir; then echo "$dir"; fi

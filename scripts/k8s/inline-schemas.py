@@ -22,15 +22,17 @@ target = os.path.join(out, f"v{version}.0-standalone-strict")
 os.makedirs(target, exist_ok=True)
 with open(os.path.join(source, "_definitions.json")) as f:
     definitions = json.load(f)["$defs"]
-PREFIX = "/api/_definitions.json#/$defs/"
+# The schemas refer to the shared file; the shared file's definitions refer to one another locally.
+PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")
 
 
 def localize(node, reached):
     """Rewrites references to local ones, collecting the names of the definitions they reach."""
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(PREFIX):
-            name = ref[len(PREFIX):]
+        prefix = next((p for p in PREFIXES if isinstance(ref, str) and ref.startswith(p)), None)
+        if prefix:
+            name = ref[len(prefix):]
             node["$ref"] = f"#/$defs/{name}"
             reached.add(name)
         for value in node.values():

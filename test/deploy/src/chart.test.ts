@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -79,8 +79,7 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
   });
 
   it("chart - every render of the values matrix is valid for Kubernetes 1.37 and the upstream CRDs (kubeconform, offline, strict)", async () => {
-    const schemas = (await readdir(tools.dir)).filter((name) => name.startsWith("schemas-"));
-    const dir = join(tools.dir, schemas[0] ?? "");
+    const dir = tools.schemas;
     for (const [name, values] of Object.entries(MATRIX)) {
       const rendered = await template(values);
       const child = run(join(bin, "kubeconform"), [
@@ -166,8 +165,7 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
     let plane: ControlPlane;
     beforeAll(async () => {
       plane = await ControlPlane.start(tools);
-      const crds = (await readdir(tools.dir)).find((name) => name.startsWith("crds-")) ?? "";
-      await plane.kubectl(["apply", "--server-side", "-f", join(tools.dir, crds)]);
+      await plane.kubectl(["apply", "--server-side", "-f", tools.crds]);
       await plane.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     }, 120_000);
     afterAll(async () => plane?.stop());

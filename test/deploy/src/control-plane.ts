@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,30 +20,35 @@ export async function k8sTools(): Promise<K8sTools> {
     (err: { stdout?: string; stderr?: string }) => ({ stdout: "", stderr: err.stderr ?? "" }),
   );
   const dir = stdout.trim();
-  if (!dir) return { dir: "", bin: "", missing: stderr.trim() || "the Kubernetes tools are not built" };
-  return { dir, bin: join(dir, "bin"), missing: undefined };
+  if (!dir) return { bin: "", schemas: "", crds: "", missing: stderr.trim() || "the Kubernetes tools are not built" };
+  const current = Object.fromEntries(
+    (await readFile(join(dir, "current"), "utf8"))
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.split("=", 2)),
+  );
+  return { bin: join(dir, "bin"), schemas: current.schemas ?? "", crds: current.crds ?? "", missing: undefined };
 }
 
-/** Where the tools are; `missing` says what is not there (then the others are empty). */
+/** Where the tools are (binaries, kubeconform's schemas, the upstream CRDs); `missing` says what is not there. */
 export interface K8sTools {
-  readonly dir: string;
   readonly bin: string;
+  readonly schemas: string;
+  readonly crds: string;
   readonly missing: string | undefined;
 }
 
-/** A real etcd and kube-apiserver on loopback (and, when asked, the controller manager, scheduler and kwok). */
+/** A real etcd and kube-apiserver on loopback: what the server checks (schemas, strict fields), without nodes. */
 export class ControlPlane {
   readonly #children: ChildProcess[] = [];
 
   private constructor(
     readonly dir: string,
     readonly kubeconfig: string,
-    readonly server: string,
     private readonly bin: string,
   ) {}
 
-  /** `nodes`: also run kube-controller-manager, kube-scheduler and kwok with one simulated Node. */
-  static async start(tools: K8sTools, options: { nodes?: boolean } = {}): Promise<ControlPlane> {
+  static async start(tools: K8sTools): Promise<ControlPlane> {
     const dir = await mkdtemp(join(tmpdir(), "qbo-k8s-"));
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     await certificates(dir);
@@ -69,7 +74,7 @@ export class ControlPlane {
         "",
       ].join("\n"),
     );
-    const plane = new ControlPlane(dir, kubeconfig, server, tools.bin);
+    const plane = new ControlPlane(dir, kubeconfig, tools.bin);
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     plane.#spawn("etcd", [
       "--data-dir",
@@ -105,37 +110,9 @@ export class ControlPlane {
       "--service-account-issuer=https://kubernetes.default.svc",
       "--service-cluster-ip-range=10.96.0.0/16",
       // Without a controller manager no token controller makes ServiceAccount tokens.
-      ...(options.nodes ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+      "--disable-admission-plugins=ServiceAccount",
     ]);
     await plane.#waitReady();
-    if (options.nodes) {
-      plane.#spawn("kube-controller-manager", [
-        `--kubeconfig=${kubeconfig}`,
-        `--service-account-private-key-file=${join(dir, "sa.key")}`,
-        `--root-ca-file=${join(dir, "ca.crt")}`,
-        `--cluster-signing-cert-file=${join(dir, "ca.crt")}`,
-        `--cluster-signing-key-file=${join(dir, "ca.key")}`,
-        "--use-service-account-credentials",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        `--secure-port=${await freePort()}`,
-      ]);
-      plane.#spawn("kube-scheduler", [
-        `--kubeconfig=${kubeconfig}`,
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        `--secure-port=${await freePort()}`,
-      ]);
-      const stages = (await run("bash", ["-c", `ls ${tools.dir}/kwok-stages-*.yaml | head -1`])).stdout.trim();
-      plane.#spawn("kwok", [
-        `--kubeconfig=${kubeconfig}`,
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        `--config=${stages}`,
-        "--server-address=127.0.0.1:0",
-      ]);
-      await plane.kubectl(["apply", "-f", "-"], FAKE_NODE);
-    }
     return plane;
   }
 
@@ -144,9 +121,9 @@ export class ControlPlane {
     return this.#tool("kubectl", [`--kubeconfig=${this.kubeconfig}`, ...args], input);
   }
 
-  /** Runs helm (3 unless `helm4`) against this API server. */
-  async helm(args: string[], options: { helm4?: boolean } = {}): Promise<string> {
-    return this.#tool(options.helm4 ? "helm4" : "helm3", [`--kubeconfig=${this.kubeconfig}`, ...args]);
+  /** Runs helm 3 against this API server. */
+  async helm(args: string[]): Promise<string> {
+    return this.#tool("helm3", [`--kubeconfig=${this.kubeconfig}`, ...args]);
   }
 
   async stop(): Promise<void> {
@@ -193,16 +170,6 @@ export class ControlPlane {
     return stdout;
   }
 }
-
-const FAKE_NODE = `apiVersion: v1
-kind: Node
-metadata:
-  name: kwok-node-0
-  annotations: { kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0" }
-  labels: { type: kwok, kubernetes.io/hostname: kwok-node-0, topology.kubernetes.io/zone: zone-a }
-spec:
-  taints: []
-`;
 
 /** A throwaway CA, the API server's serving certificate, an admin client (system:masters) and the service-account keys. */
 async function certificates(dir: string): Promise<void> {
