@@ -1,6 +1,7 @@
 // The change pipeline at work, against the sandbox with 100 ms of API latency (QuickBooks' own is
 // in that range): freshness at 200 notifications/s; API calls per changed entity in a burst of
-// 5,000 changes to one realm; throughput with 1, 2 and 4 processor replicas. Every phase is bounded.
+// 5,000 changes to one realm; freshness across a scale-down (3 → 2 replicas); throughput with 1, 2
+// and 4 processor replicas. Every phase is bounded.
 import { isDeepStrictEqual } from "node:util";
 import { Consumers, Streams } from "@qbo-webhooks/contracts";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
@@ -39,6 +40,68 @@ async function untilExact(pipeline: Awaited<ReturnType<typeof startPipeline>>, l
 
 type Strategy = "cdc" | "query";
 
+/** When each change in the feed happened and when it was applied (ms since the epoch), in feed order. */
+async function appliedChanges(pipeline: Pipeline): Promise<{ occurredAt: number; appliedAt: number }[]> {
+  const info = await pipeline.reader.jsm.streams.info(Streams.changes.name);
+  const changes: { occurredAt: number; appliedAt: number }[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const change = (await pipeline.reader.jsm.streams.getMessage(Streams.changes.name, { seq }))?.json<{
+      occurredAt: string;
+      appliedAt: string;
+    }>();
+    if (change) changes.push({ occurredAt: Date.parse(change.occurredAt), appliedAt: Date.parse(change.appliedAt) });
+  }
+  return changes;
+}
+
+/**
+ * Freshness across a scale-down: three replicas at 100 notifications/s, one stopped as Kubernetes
+ * stops a pod (SIGTERM: it finishes or releases its work and frees its leases) halfway through; the
+ * others take its partitions over. Target: p99 freshness stays under 2 s after the stop.
+ */
+async function scaleDown(): Promise<Row> {
+  const pipeline = await startPipeline({ realms: 20 });
+  const processors = await Promise.all(
+    ["down-1", "down-2", "down-3"].map((id) => startProcessor(pipeline.processorConfig(id), logger)),
+  );
+  try {
+    pipeline.sandbox.setApiBehaviour({ latencyMs: API_LATENCY_MS });
+    const traffic = pipeline.steppedTraffic(6);
+    const phaseMs = FRESHNESS_SECONDS * 1000;
+    const started = performance.now();
+    let stoppedAt = 0;
+    let stopping: Promise<void> | undefined;
+    while (performance.now() - started < 2 * phaseMs) {
+      if (!stopping && performance.now() - started > phaseMs) {
+        stoppedAt = Date.now();
+        stopping = processors.pop()?.close();
+      }
+      traffic.step(1);
+      await sleep(10);
+    }
+    await stopping;
+    await untilExact(pipeline, 60_000);
+    const changes = await appliedChanges(pipeline);
+    const lagsOf = (from: number, to: number) =>
+      changes
+        .filter((c) => c.occurredAt >= from && c.occurredAt < to)
+        .map((c) => c.appliedAt - c.occurredAt)
+        .sort((a, b) => a - b);
+    const before = lagsOf(stoppedAt - phaseMs / 2, stoppedAt);
+    const after = lagsOf(stoppedAt, Number.POSITIVE_INFINITY);
+    return {
+      scenario: "scale-down: 3 → 2 replicas at 100 notifications/s (SIGTERM)",
+      changes: traffic.made,
+      "p99 ms before": percentile(before, 0.99),
+      "p99 ms after": percentile(after, 0.99),
+      "max ms after": after.at(-1) ?? 0,
+    };
+  } finally {
+    for (const processor of processors) await processor.close();
+    await pipeline.close();
+  }
+}
+
 async function freshness(strategy: Strategy, gapMs: number): Promise<Row> {
   const pipeline = await startPipeline({ realms: 20 });
   const processor = await startProcessor(pipeline.processorConfig("fresh-1", strategy), logger);
@@ -52,15 +115,7 @@ async function freshness(strategy: Strategy, gapMs: number): Promise<Row> {
       await sleep(gapMs);
     }
     await untilExact(pipeline, 60_000);
-    const info = await pipeline.reader.jsm.streams.info(Streams.changes.name);
-    const lags: number[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const change = (await pipeline.reader.jsm.streams.getMessage(Streams.changes.name, { seq }))?.json<{
-        occurredAt: string;
-        appliedAt: string;
-      }>();
-      if (change) lags.push(Date.parse(change.appliedAt) - Date.parse(change.occurredAt));
-    }
+    const lags = (await appliedChanges(pipeline)).map((c) => c.appliedAt - c.occurredAt);
     lags.sort((a, b) => a - b);
     const notifications = pipeline.sandbox.deliveries("app").notifications.length;
     return {
@@ -188,12 +243,15 @@ async function settledEvents(pipeline: Pipeline): Promise<number> {
   }
 }
 
+// BENCH_ONLY=scaling or BENCH_ONLY=scale-down runs that phase alone.
+const only = process.env.BENCH_ONLY;
 const rows: Row[] = [];
-if (process.env.BENCH_ONLY !== "scaling") rows.push(await freshness("cdc", 20));
-if (process.env.BENCH_ONLY !== "scaling")
+if (!only) rows.push(await freshness("cdc", 20));
+if (!only)
   for (const strategy of ["cdc", "query"] as const) rows.push(await freshness(strategy, 5), await burst(strategy));
+if (!only || only === "scale-down") rows.push(await scaleDown());
 const scaling: Row[] = [];
-for (const replicas of [1, 2, 4]) scaling.push(await throughput(replicas));
+if (!only || only === "scaling") for (const replicas of [1, 2, 4]) scaling.push(await throughput(replicas));
 const base = Number(scaling[0]?.["events/s"] ?? 1);
 for (const row of scaling) row.speedup = `${(Number(row["events/s"]) / base).toFixed(2)}x`;
 printTable(`Change pipeline against the sandbox (${API_LATENCY_MS} ms API latency)`, [...rows, ...scaling]);

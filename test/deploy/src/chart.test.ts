@@ -141,6 +141,46 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
     }
   });
 
+  it("chart - KEDA scales processors on the summed backlog and on freshness, bounded by the partitions (a trigger's metadata is free-form: its keys are checked here)", async () => {
+    const rendered = objects(await template(MATRIX["KEDA on"] ?? []));
+    const scaled = rendered.find((o) => o.kind === "ScaledObject") as
+      | { spec: { maxReplicaCount: number; triggers: { type: string; metadata: Record<string, string> }[] } }
+      | undefined;
+    expect(scaled?.spec.maxReplicaCount).toBeLessThanOrEqual(64);
+    expect(scaled?.spec.triggers.map((t) => [t.type, Object.keys(t.metadata).sort()])).toEqual([
+      ["prometheus", ["query", "serverAddress", "threshold"]],
+      ["prometheus", ["query", "serverAddress", "threshold"]],
+    ]);
+    expect(scaled?.spec.triggers[0]?.metadata.query).toMatch(/^sum\(qbo_consumer_pending\{.*stream="QBO_EVENTS"/);
+    expect(scaled?.spec.triggers[1]?.metadata.query).toMatch(/qbo_event_freshness_seconds_bucket/);
+    // KEDA makes the HPA: the Deployment leaves replicas to it.
+    const processor = rendered.find((o) => o.kind === "Deployment" && o.metadata?.name?.endsWith("-processor"));
+    expect(processor?.spec).not.toHaveProperty("replicas");
+  });
+
+  it("chart - ServiceMonitors come when the cluster has the API (auto), and pods roll when their configuration changes", async () => {
+    const kinds = async (values: string[]) => objects(await template(values)).map((o) => o.kind);
+    expect(await kinds(MATRIX.defaults ?? [])).not.toContain("ServiceMonitor");
+    const withApi = await kinds([
+      ...(MATRIX.defaults ?? []),
+      "--api-versions",
+      "monitoring.coreos.com/v1/ServiceMonitor",
+    ]);
+    expect(withApi.filter((kind) => kind === "ServiceMonitor")).toHaveLength(4);
+    const checksum = async (values: string[]) =>
+      objects(await template([...(MATRIX.defaults ?? []), ...values]))
+        .filter((o) => o.kind === "Deployment")
+        .map(
+          (o) =>
+            (o.spec?.template as { metadata: { annotations: Record<string, string> } }).metadata.annotations[
+              "checksum/config"
+            ],
+        );
+    const before = await checksum([]);
+    const after = await checksum(["--set", "processor.config.COALESCE_MS=300"]);
+    expect(after[2]).not.toBe(before[2]);
+  });
+
   it("chart - refuses what cannot work: a typo in config, the sandbox in production, more processors than partitions", async () => {
     const refused = (values: string[]) =>
       helm(["template", "qbo", CHART, ...values]).then(
