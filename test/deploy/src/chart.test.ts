@@ -239,15 +239,17 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
         "--create-namespace",
         ...(MATRIX.defaults ?? []),
       ]);
-      const secret = await plane.kubectl([
-        "get",
-        "secret",
-        "-n",
-        "live",
-        "qbo-qbo-webhooks",
-        "-o",
-        "jsonpath={.data.TOKEN_ENCRYPTION_KEY}",
-      ]);
+      const encryptionKey = () =>
+        plane.kubectl([
+          "get",
+          "secret",
+          "-n",
+          "live",
+          "qbo-qbo-webhooks",
+          "-o",
+          "jsonpath={.data.TOKEN_ENCRYPTION_KEY}",
+        ]);
+      const secret = await encryptionKey();
       expect(secret.length).toBeGreaterThan(40);
       await plane.helm([
         "upgrade",
@@ -273,17 +275,7 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
         ]),
       ).toBe("3");
       // The generated key survives the upgrade: tokens in NATS stay readable.
-      expect(
-        await plane.kubectl([
-          "get",
-          "secret",
-          "-n",
-          "live",
-          "qbo-qbo-webhooks",
-          "-o",
-          "jsonpath={.data.TOKEN_ENCRYPTION_KEY}",
-        ]),
-      ).toBe(secret);
+      expect(await encryptionKey()).toBe(secret);
       await plane.helm(["uninstall", "qbo", "--namespace", "live", "--wait"]);
       const left = await plane.kubectl([
         "get",

@@ -173,83 +173,59 @@ export class ControlPlane {
 
 /** A throwaway CA, the API server's serving certificate, an admin client (system:masters) and the service-account keys. */
 async function certificates(dir: string): Promise<void> {
-  const ssl = (args: string[]) => run("openssl", args, { cwd: dir });
-  await ssl([
+  const ssl = (...args: string[]) => run("openssl", args, { cwd: dir });
+  const days = ["-days", "2"];
+  await ssl(
     "req",
     "-x509",
     "-newkey",
     "rsa:2048",
     "-nodes",
-    "-days",
-    "2",
+    ...days,
     "-subj",
     "/CN=qbo-test-ca",
     "-keyout",
     "ca.key",
     "-out",
     "ca.crt",
-  ]);
+  );
+  /** A key and a certificate for `subject`, signed by the CA. */
+  const signed = async (name: string, subject: string, extensions: string[] = []) => {
+    await ssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      subject,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    );
+    await ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      ...days,
+      ...extensions,
+      "-out",
+      `${name}.crt`,
+    );
+  };
   await writeFile(
     join(dir, "server.ext"),
     "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n",
   );
-  await ssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=kube-apiserver",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-  ]);
-  await ssl([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "server.ext",
-    "-out",
-    "server.crt",
-  ]);
-  await ssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/O=system:masters/CN=admin",
-    "-keyout",
-    "admin.key",
-    "-out",
-    "admin.csr",
-  ]);
-  await ssl([
-    "x509",
-    "-req",
-    "-in",
-    "admin.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-out",
-    "admin.crt",
-  ]);
-  await ssl(["genrsa", "-out", "sa.key", "2048"]);
-  await ssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
+  await signed("server", "/CN=kube-apiserver", ["-extfile", "server.ext"]);
+  await signed("admin", "/O=system:masters/CN=admin");
+  await ssl("genrsa", "-out", "sa.key", "2048");
+  await ssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub");
   if (!existsSync(join(dir, "sa.pub"))) throw new Error("openssl made no service-account key");
 }
