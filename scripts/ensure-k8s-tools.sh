@@ -106,7 +106,7 @@ build_kubernetes() {
       stamp+=" -X $pkg.gitTreeState=clean"
     done
     for name in "${missing[@]}"; do
-      timed "$name $KUBERNETES_VERSION (kube-apiserver: about 18 minutes of CPU and 2.4 GB)" \
+      timed "$name $KUBERNETES_VERSION (the API server: about 18 minutes of CPU and 2.4 GB; kubectl then 1.5)" \
         go build -trimpath -ldflags "$stamp" -o "$bin/$name-$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name"
     done
   )
