@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
 import { SERVICE_VARIABLES } from "./service-variables.js";
 
@@ -69,10 +70,36 @@ const MATRIX: Record<string, string[]> = {
 const helm = (args: string[]) => run(join(bin, "helm3"), args, { maxBuffer: 64 * 1024 * 1024 });
 const template = async (values: string[]) =>
   (await helm(["template", "qbo", CHART, "--namespace", "qbo", "--kube-version", "1.37.0", ...values])).stdout;
+/** What the tests read of a rendered object; the rest passes through unchecked. */
+const Rendered = z.looseObject({
+  kind: z.string(),
+  metadata: z.looseObject({ name: z.string() }),
+  spec: z.record(z.string(), z.unknown()).optional(),
+});
+const PodTemplate = z.looseObject({
+  metadata: z.looseObject({ annotations: z.record(z.string(), z.string()) }),
+  spec: z.looseObject({ containers: z.array(z.looseObject({ env: z.array(z.looseObject({ name: z.string() })) })) }),
+});
+const ScaledObjectSpec = z.looseObject({
+  maxReplicaCount: z.number(),
+  triggers: z.array(z.looseObject({ type: z.string(), metadata: z.record(z.string(), z.string()) })),
+});
+const ValuesSchema = z.object({
+  properties: z.record(
+    z.string(),
+    z.looseObject({
+      properties: z
+        .looseObject({ config: z.looseObject({ propertyNames: z.object({ enum: z.array(z.string()) }) }).optional() })
+        .optional(),
+    }),
+  ),
+});
 const objects = (yaml: string) =>
   parseAllDocuments(yaml)
-    .map((doc) => doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: Record<string, unknown> } | null)
-    .filter((o): o is NonNullable<typeof o> => o !== null && typeof o === "object");
+    .map((doc) => doc.toJS())
+    .filter((o) => o !== null)
+    .map((o) => Rendered.parse(o));
+const podTemplate = (o: z.infer<typeof Rendered> | undefined) => PodTemplate.parse(o?.spec?.template);
 
 describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missing})` : ""}`, () => {
   it("chart - helm lint --strict passes", async () => {
@@ -104,9 +131,7 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
   });
 
   it("chart - the variables it sets and accepts are the ones each service reads (a renamed variable fails here)", async () => {
-    const schema = JSON.parse(await readFile(join(CHART, "values.schema.json"), "utf8")) as {
-      properties: Record<string, { properties: { config: { propertyNames: { enum: string[] } } } }>;
-    };
+    const schema = ValuesSchema.parse(JSON.parse(await readFile(join(CHART, "values.schema.json"), "utf8")));
     const rendered = objects(
       await template([
         ...(MATRIX["every service configured"] ?? []),
@@ -120,17 +145,12 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
       const deployment = rendered.find(
         (o) => o.kind === "Deployment" && o.metadata?.name === `qbo-qbo-webhooks-${service}`,
       );
-      const containers = (
-        (deployment?.spec?.template as { spec: { containers: { env: { name: string }[] }[] } }) ?? {
-          spec: { containers: [] },
-        }
-      ).spec.containers;
-      const set = containers.flatMap((c) => c.env.map((e) => e.name));
+      const set = podTemplate(deployment).spec.containers.flatMap((c) => c.env.map((e) => e.name));
       expect(
         set.filter((name) => !reads.includes(name)),
         `${service}: set by the chart but not read`,
       ).toEqual([]);
-      const accepted = schema.properties[service]?.properties.config.propertyNames.enum ?? [];
+      const accepted = schema.properties[service]?.properties?.config?.propertyNames.enum ?? [];
       expect(
         accepted.filter((name) => !reads.includes(name)),
         `${service}: accepted in ${service}.config but not read`,
@@ -145,16 +165,14 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
 
   it("chart - KEDA scales processors on the summed backlog and on freshness, bounded by the partitions (a trigger's metadata is free-form: its keys are checked here)", async () => {
     const rendered = objects(await template(MATRIX["KEDA on"] ?? []));
-    const scaled = rendered.find((o) => o.kind === "ScaledObject") as
-      | { spec: { maxReplicaCount: number; triggers: { type: string; metadata: Record<string, string> }[] } }
-      | undefined;
-    expect(scaled?.spec.maxReplicaCount).toBeLessThanOrEqual(64);
-    expect(scaled?.spec.triggers.map((t) => [t.type, Object.keys(t.metadata).sort()])).toEqual([
+    const scaled = ScaledObjectSpec.parse(rendered.find((o) => o.kind === "ScaledObject")?.spec);
+    expect(scaled.maxReplicaCount).toBeLessThanOrEqual(64);
+    expect(scaled.triggers.map((t) => [t.type, Object.keys(t.metadata).sort()])).toEqual([
       ["prometheus", ["query", "serverAddress", "threshold"]],
       ["prometheus", ["query", "serverAddress", "threshold"]],
     ]);
-    expect(scaled?.spec.triggers[0]?.metadata.query).toMatch(/^sum\(qbo_consumer_pending\{.*stream="QBO_EVENTS"/);
-    expect(scaled?.spec.triggers[1]?.metadata.query).toMatch(/qbo_event_freshness_seconds_bucket/);
+    expect(scaled.triggers[0]?.metadata.query).toMatch(/^sum\(qbo_consumer_pending\{.*stream="QBO_EVENTS"/);
+    expect(scaled.triggers[1]?.metadata.query).toMatch(/qbo_event_freshness_seconds_bucket/);
     // KEDA makes the HPA: the Deployment leaves replicas to it.
     const processor = rendered.find((o) => o.kind === "Deployment" && o.metadata?.name?.endsWith("-processor"));
     expect(processor?.spec).not.toHaveProperty("replicas");
@@ -172,12 +190,7 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
     const checksum = async (values: string[]) =>
       objects(await template([...(MATRIX.defaults ?? []), ...values]))
         .filter((o) => o.kind === "Deployment")
-        .map(
-          (o) =>
-            (o.spec?.template as { metadata: { annotations: Record<string, string> } }).metadata.annotations[
-              "checksum/config"
-            ],
-        );
+        .map((o) => podTemplate(o).metadata.annotations["checksum/config"]);
     const before = await checksum([]);
     const after = await checksum(["--set", "processor.config.COALESCE_MS=300"]);
     expect(after[2]).not.toBe(before[2]);
