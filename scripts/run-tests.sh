@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
 # The chart's tests run helm, kubeconform and a real kube-apiserver: built once per machine (15-35 minutes), then cached.
 bash scripts/ensure-k8s-tools.sh || exit 1
-rm -rf packages/*/.vitest services/*/.vitest
+rm -rf packages/*/.vitest services/*/.vitest test/*/.vitest
 timed=(--filter=@qbo-webhooks/processor --filter=@qbo-webhooks/reconciler)
 npx turbo run test --concurrency=2 --continue --filter='!@qbo-webhooks/processor' --filter='!@qbo-webhooks/reconciler'
 shared=$?

@@ -7,7 +7,7 @@ const root = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname,
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const group of ["packages", "services"]) {
+for (const group of ["packages", "services", "test"]) {
   for (const name of readdirSync(join(root, group))) {
     const report = join(root, group, name, ".vitest", "results.json");
     if (!existsSync(report)) continue;

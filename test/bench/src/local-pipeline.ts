@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { z } from "zod";
 
 /** The line `npm start` prints once every service runs and every sandbox company is connected. */
 export const RUNNING_BANNER = "qbo-webhooks is running locally";
@@ -29,4 +30,20 @@ export async function running(child: ChildProcess, limitMs: number): Promise<str
     clearTimeout(timer);
     child.stdout?.resume();
   }
+}
+
+/** Notifications and events not yet processed (the work streams are work queues: what is there waits). */
+export async function unprocessed(natsMonitorUrl: string): Promise<number> {
+  const Jsz = z.object({
+    account_details: z
+      .array(
+        z.object({ stream_detail: z.array(z.object({ name: z.string(), state: z.object({ messages: z.number() }) })) }),
+      )
+      .default([]),
+  });
+  const jsz = Jsz.parse(await fetch(`${natsMonitorUrl}/jsz?streams=true`).then((r) => r.json()));
+  return jsz.account_details
+    .flatMap((a) => a.stream_detail)
+    .filter((s) => s.name === "QBO_WEBHOOKS" || s.name === "QBO_EVENTS")
+    .reduce((sum, s) => sum + s.state.messages, 0);
 }

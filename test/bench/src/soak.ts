@@ -11,7 +11,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
-import { running } from "./local-pipeline.js";
+import { running, unprocessed } from "./local-pipeline.js";
 
 const Settings = z.object({
   SOAK_MINUTES: z.coerce.number().min(1).max(180).default(30),
@@ -54,7 +54,7 @@ const launcher = spawn(process.execPath, [join(ROOT, "scripts", "start-local.mjs
 try {
   await running(launcher, 120_000);
   const samples = await sample(settings.SOAK_MINUTES * 60_000);
-  await report(samples, await unprocessed());
+  await report(samples, await unprocessed(NATS_MONITOR));
 } finally {
   if (launcher.exitCode === null) {
     launcher.kill("SIGTERM");
@@ -98,21 +98,6 @@ function serviceName(command: string[], taken: Map<string, number>): string {
 }
 
 /** Notifications and events not yet processed (the work streams are work queues: what is there waits). */
-async function unprocessed(): Promise<number> {
-  const Jsz = z.object({
-    account_details: z
-      .array(
-        z.object({ stream_detail: z.array(z.object({ name: z.string(), state: z.object({ messages: z.number() }) })) }),
-      )
-      .default([]),
-  });
-  const jsz = Jsz.parse(await fetch(`${NATS_MONITOR}/jsz?streams=true`).then((r) => r.json()));
-  return jsz.account_details
-    .flatMap((a) => a.stream_detail)
-    .filter((s) => s.name === "QBO_WEBHOOKS" || s.name === "QBO_EVENTS")
-    .reduce((sum, s) => sum + s.state.messages, 0);
-}
-
 async function residentMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
