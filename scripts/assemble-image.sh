@@ -9,7 +9,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dest=${1:?usage: scripts/assemble-image.sh <dest>}
 mkdir -p "$dest"
 node "$root/scripts/bundle.mjs"
-for program in services/ingress/dist/ingress services/ordering/dist/ordering services/processor/dist/processor \
-  services/reconciler/dist/reconciler packages/sandbox/dist/sandbox packages/cli/dist/qbo-webhooks; do
-  cp "$root/$program.mjs" "$root/$program.mjs.map" "$dest/"
+node "$root/scripts/bundle.mjs" --list | while read -r program; do
+  cp "$program" "$program.map" "$dest/"
 done

@@ -5,7 +5,9 @@
 // `npm run typecheck` and `npm test`'s build.
 //
 // Usage: node scripts/bundle.mjs [name ...]   (every program when no name is given)
-import { readFileSync } from "node:fs";
+//        node scripts/bundle.mjs --up-to-date  exit 0 when every bundle is newer than all its inputs, else 1
+//        node scripts/bundle.mjs --list        the bundles' paths, one a line (scripts/assemble-image.sh)
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,6 +69,33 @@ const declaredDependenciesOnly = {
     });
   },
 };
+
+const outfiles = Object.values(PROGRAMS).map((program) => join(root, program.outfile));
+if (process.argv[2] === "--list") {
+  console.log(outfiles.join("\n"));
+  process.exit(0);
+}
+if (process.argv[2] === "--up-to-date") process.exit(upToDate() ? 0 : 1);
+
+/** Whether no source, manifest, the lockfile or this script is newer than the oldest bundle. */
+function upToDate() {
+  if (!outfiles.every((file) => existsSync(file))) return false;
+  const oldest = Math.min(...outfiles.map((file) => statSync(file).mtimeMs));
+  const workspaces = ["packages", "services"].flatMap((group) =>
+    readdirSync(join(root, group)).map((name) => join(root, group, name)),
+  );
+  const inputs = [
+    fileURLToPath(import.meta.url),
+    join(root, "package-lock.json"),
+    ...workspaces.map((dir) => join(dir, "package.json")),
+    ...workspaces.flatMap((dir) =>
+      existsSync(join(dir, "src"))
+        ? readdirSync(join(dir, "src"), { recursive: true }).map((file) => join(dir, "src", String(file)))
+        : [],
+    ),
+  ];
+  return inputs.every((file) => !existsSync(file) || statSync(file).mtimeMs <= oldest);
+}
 
 const asked = process.argv.slice(2);
 const unknown = asked.filter((name) => !(name in PROGRAMS));

@@ -47,17 +47,8 @@ else
 fi
 wait "$nats" || exit 1
 
-# The bundles are up to date when none of their sources, manifests or the lockfile is newer than the oldest.
-programs=(services/{ingress,ordering,processor,reconciler}/dist/*.mjs packages/sandbox/dist/sandbox.mjs packages/cli/dist/qbo-webhooks.mjs)
-bundled() {
-  local oldest
-  [ "${#programs[@]}" -eq 6 ] && [ -f "${programs[0]}" ] || return 1
-  oldest=$(ls -t "${programs[@]}" | tail -1)
-  [ -z "$(find packages/*/src services/*/src packages/*/package.json services/*/package.json scripts/bundle.mjs \
-    package-lock.json -newer "$oldest" -print -quit)" ]
-}
 if [ "$build" = programs ]; then
-  if bundled; then
+  if node scripts/bundle.mjs --up-to-date; then
     echo "setup: programs: up to date" >&2
   else
     step "bundling the services, the sandbox and the CLI (esbuild)" \
