@@ -9,6 +9,10 @@ export function sharedConfig(options: { integration?: boolean } = {}) {
     test: {
       include: ["src/**/*.test.ts"],
       reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
+      // Other workspace packages come built (test depends on ^build): Node loads their dist directly,
+      // as it loads node_modules, instead of Vitest transforming them again for every test file (this
+      // halved the time a service's test file takes to start).
+      server: { deps: { external: [/\/(packages|services)\/[^/]+\/dist\//] } },
       // Integration tests start real nats-server processes: give them time, and run files one at a
       // time on this 2-core budget so timing assertions (the 3 s deadline) stay meaningful.
       ...(options.integration ? { testTimeout: 30_000, hookTimeout: 30_000, fileParallelism: false } : {}),

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Finds or builds the Kubernetes tools the chart's tests run (../shared/K8S.md has the facts): helm 3,
-# kubeconform with offline schemas (core and the CRDs the chart uses), etcd, kube-apiserver and kubectl.
+# helm 4, kubeconform with offline schemas (core and the CRDs the chart uses), etcd, kube-apiserver, kubectl,
+# kube-controller-manager, kube-scheduler and kwok (simulated nodes, with its upstream stage files).
 # Everything is built from the Go module proxy (or taken from PyPI) at the versions pinned below, stamped
 # with its version, and kept outside the clone: CI clones afresh on the same machine, and a cold build costs
-# 15-25 minutes once.
+# about an hour of CPU once.
 #
 # Usage: scripts/ensure-k8s-tools.sh [--print-dir] [--check]
 #   --print-dir  prints the directory the tests read (K8S_TOOLS_DIR) once everything is there
@@ -11,6 +12,8 @@
 set -euo pipefail
 
 HELM3_VERSION=v3.22.0
+HELM4_VERSION=v4.3.1
+KWOK_VERSION=v0.8.0
 KUBECONFORM_VERSION=v0.8.0
 ETCD_VERSION=v3.7.3
 KUBERNETES_VERSION=v1.37.2
@@ -51,7 +54,7 @@ module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(j
 build_helm() { # <major> <version>
   local file=$bin/helm$1-$2
   have "$file" && return
-  timed "helm $2 (about 6 minutes of CPU)" go_install helm "helm.sh/helm/v$1/cmd/helm@$2" "$file"
+  timed "helm $2 (about 7 minutes of CPU)" go_install helm "helm.sh/helm/v$1/cmd/helm@$2" "$file"
 }
 
 build_kubeconform() {
@@ -80,7 +83,7 @@ build_etcd() {
 }
 
 build_kubernetes() {
-  local names=(kube-apiserver kubectl) missing=() work staging
+  local names=(kube-apiserver kubectl kube-scheduler kube-controller-manager) missing=() work staging
   for name in "${names[@]}"; do have "$bin/$name-$KUBERNETES_VERSION" || missing+=("$name"); done
   [ ${#missing[@]} -eq 0 ] && return
   work=$(mktemp -d)
@@ -106,11 +109,31 @@ build_kubernetes() {
       stamp+=" -X $pkg.gitTreeState=clean"
     done
     for name in "${missing[@]}"; do
-      timed "$name $KUBERNETES_VERSION (the API server: about 18 minutes of CPU and 2.4 GB; kubectl then 1.5)" \
+      timed "$name $KUBERNETES_VERSION (the API server: about 18 minutes of CPU and 2.4 GB; then kubectl 1.5, the scheduler 0.5, the controller manager 6)" \
         go build -trimpath -ldflags "$stamp" -o "$bin/$name-$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name"
     done
   )
   rm -rf "$work"
+}
+
+# kwok turns pods Running on a simulated node; it does nothing without its stage files (node
+# initialisation and heartbeat, the pod lifecycle), which come from its module. The "fast" pod stages act
+# at once; the "general" ones wait 1-6 s at each step, which made a rolling upgrade of four services a minute.
+build_kwok() {
+  local file=$bin/kwok-$KWOK_VERSION stages=$dir/kwok-stages-fast-$KWOK_VERSION src
+  have "$file" || timed "kwok $KWOK_VERSION (about 5 minutes of CPU)" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$file"
+  [ -s "$stages/stages.yaml" ] && return
+  src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
+  mkdir -p "$stages"
+  {
+    for stage in "$src"/kustomize/stage/node/fast/node-initialize.yaml \
+      "$src"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+      "$src"/kustomize/stage/pod/fast/pod-*.yaml; do
+      printf -- '---\n'
+      cat "$stage"
+    done
+  } >"$stages/stages.yaml.tmp"
+  mv "$stages/stages.yaml.tmp" "$stages/stages.yaml"
 }
 
 # The CRDs the chart renders (ServiceMonitor, PrometheusRule, ScaledObject, HTTPRoute), from the upstream modules.
@@ -158,11 +181,12 @@ for arg in "$@"; do
 done
 if $check; then
   missing=()
-  for name in kubeconform helm3 etcd kube-apiserver kubectl; do
+  for name in kubeconform helm3 helm4 etcd kube-apiserver kubectl kube-scheduler kube-controller-manager kwok; do
     [ -x "$bin/$name" ] || missing+=("$name")
   done
   [ -d "$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds" ] || missing+=("kubeconform schemas")
   [ -d "$dir/$crds" ] || missing+=("CRDs")
+  [ -s "$dir/kwok-stages-fast-$KWOK_VERSION/stages.yaml" ] || missing+=("kwok stages")
   [ -f "$dir/current" ] || missing+=("the list of current directories")
   if [ ${#missing[@]} -gt 0 ]; then
     say "missing in $dir: ${missing[*]} (scripts/ensure-k8s-tools.sh builds them)"
@@ -179,15 +203,18 @@ kubeconform_schemas
 build_helm 3 "$HELM3_VERSION"
 build_etcd
 build_kubernetes
+build_kwok
+build_helm 4 "$HELM4_VERSION"
 # The tests find each tool under its plain name.
 for file in "$bin"/*-v*; do
   name=$(basename "$file")
   case $name in
-    helm3-*) link=helm3 ;; *) link=${name%%-v*} ;;
+    helm3-*) link=helm3 ;; helm4-*) link=helm4 ;; *) link=${name%%-v*} ;;
   esac
   ln -sf "$name" "$bin/$link"
 done
 # What the tests read: this version's schema and CRD directories.
-printf 'schemas=%s\ncrds=%s\n' "$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds" "$dir/$crds" >"$dir/current"
+printf 'schemas=%s\ncrds=%s\nkwok_stages=%s\n' "$dir/schemas-k8s-$K8S_SCHEMAS_VERSION-$crds" "$dir/$crds" \
+  "$dir/kwok-stages-fast-$KWOK_VERSION/stages.yaml" >"$dir/current"
 if [ $((SECONDS - started)) -gt 1 ]; then say "ready in $((SECONDS - started)) s ($dir)"; fi
 if $print_dir; then echo "$dir"; fi

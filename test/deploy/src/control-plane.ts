@@ -20,27 +20,50 @@ export async function k8sTools(): Promise<K8sTools> {
     (err: { stdout?: string; stderr?: string }) => ({ stdout: "", stderr: err.stderr ?? "" }),
   );
   const dir = stdout.trim();
-  if (!dir) return { bin: "", schemas: "", crds: "", missing: stderr.trim() || "the Kubernetes tools are not built" };
+  if (!dir)
+    return {
+      bin: "",
+      schemas: "",
+      crds: "",
+      kwokStages: "",
+      missing: stderr.trim() || "the Kubernetes tools are not built",
+    };
   const current = Object.fromEntries(
     (await readFile(join(dir, "current"), "utf8"))
       .split("\n")
       .filter(Boolean)
       .map((line) => line.split("=", 2)),
   );
-  return { bin: join(dir, "bin"), schemas: current.schemas ?? "", crds: current.crds ?? "", missing: undefined };
+  return {
+    bin: join(dir, "bin"),
+    schemas: current.schemas ?? "",
+    crds: current.crds ?? "",
+    kwokStages: current.kwok_stages ?? "",
+    missing: undefined,
+  };
 }
 
-/** Where the tools are (binaries, kubeconform's schemas, the upstream CRDs); `missing` says what is not there. */
+/**
+ * Where the tools are (binaries, kubeconform's schemas, the upstream CRDs, kwok's stage files); `missing`
+ * says what is not there.
+ */
 export interface K8sTools {
   readonly bin: string;
   readonly schemas: string;
   readonly crds: string;
+  readonly kwokStages: string;
   readonly missing: string | undefined;
 }
 
-/** A real etcd and kube-apiserver on loopback: what the server checks (schemas, strict fields), without nodes. */
+/**
+ * A real etcd and kube-apiserver on loopback: what the server checks (schemas, strict fields). With
+ * `nodes`, also kube-controller-manager, kube-scheduler and kwok with that many simulated nodes: Deployments
+ * and StatefulSets get pods that are scheduled and turn Ready (no container runs), PodDisruptionBudgets
+ * get their status, and evictions are decided as on a real cluster.
+ */
 export class ControlPlane {
   readonly #children: ChildProcess[] = [];
+  #stopping = false;
 
   private constructor(
     readonly dir: string,
@@ -48,7 +71,8 @@ export class ControlPlane {
     private readonly bin: string,
   ) {}
 
-  static async start(tools: K8sTools): Promise<ControlPlane> {
+  static async start(tools: K8sTools, options: { nodes?: number } = {}): Promise<ControlPlane> {
+    const nodes = options.nodes ?? 0;
     const dir = await mkdtemp(join(tmpdir(), "qbo-k8s-"));
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     await certificates(dir);
@@ -110,10 +134,53 @@ export class ControlPlane {
       "--service-account-issuer=https://kubernetes.default.svc",
       "--service-cluster-ip-range=10.96.0.0/16",
       // Without a controller manager no token controller makes ServiceAccount tokens.
-      "--disable-admission-plugins=ServiceAccount",
+      ...(nodes > 0 ? [] : ["--disable-admission-plugins=ServiceAccount"]),
     ]);
     await plane.#waitReady();
+    if (nodes > 0) await plane.#startNodes(tools, nodes);
     return plane;
+  }
+
+  async #startNodes(tools: K8sTools, nodes: number): Promise<void> {
+    const [managerPort, schedulerPort, kwokPort] = [await freePort(), await freePort(), await freePort()];
+    const common = [`--kubeconfig=${this.kubeconfig}`, "--leader-elect=false", "--bind-address=127.0.0.1"];
+    this.#spawn("kube-controller-manager", [
+      ...common,
+      `--secure-port=${managerPort}`,
+      `--service-account-private-key-file=${join(this.dir, "sa.key")}`,
+      `--root-ca-file=${join(this.dir, "ca.crt")}`,
+      "--cluster-cidr=10.244.0.0/16",
+      "--service-cluster-ip-range=10.96.0.0/16",
+    ]);
+    this.#spawn("kube-scheduler", [...common, `--secure-port=${schedulerPort}`]);
+    this.#spawn("kwok", [
+      `--kubeconfig=${this.kubeconfig}`,
+      `--config=${tools.kwokStages}`,
+      "--manage-all-nodes=false",
+      "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+      // The heartbeat stage updates a node's status every ten minutes and counts on its Lease in between:
+      // without one, the node lifecycle controller marks the nodes NotReady (and their pods unready) in 50 s.
+      "--node-lease-duration-seconds=40",
+      `--server-address=127.0.0.1:${kwokPort}`,
+      "--cidr=10.244.0.0/16",
+      "--node-ip=10.0.0.1",
+    ]);
+    const nodeList = Array.from({ length: nodes }, (_, i) =>
+      [
+        "apiVersion: v1",
+        "kind: Node",
+        "metadata:",
+        `  name: kwok-node-${i}`,
+        "  annotations: { kwok.x-k8s.io/node: fake }",
+        `  labels: { type: kwok, kubernetes.io/hostname: kwok-node-${i}, topology.kubernetes.io/zone: zone-${i} }`,
+      ].join("\n"),
+    ).join("\n---\n");
+    // The controller manager makes the default ServiceAccount that pods need; then the nodes turn Ready.
+    await this.#until("the namespace's default ServiceAccount", () =>
+      this.kubectl(["get", "serviceaccount", "default"]),
+    );
+    await this.kubectl(["apply", "-f", "-"], nodeList);
+    await this.kubectl(["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"]);
   }
 
   /** Runs kubectl against this API server; `input` goes to its stdin. */
@@ -121,12 +188,32 @@ export class ControlPlane {
     return this.#tool("kubectl", [`--kubeconfig=${this.kubeconfig}`, ...args], input);
   }
 
-  /** Runs helm 3 against this API server. */
-  async helm(args: string[]): Promise<string> {
-    return this.#tool("helm3", [`--kubeconfig=${this.kubeconfig}`, ...args]);
+  /** Runs a kubectl that keeps printing (`--watch`), each line to `onLine`, until the answered stop is called. */
+  kubectlLines(args: string[], onLine: (line: string) => void): () => Promise<void> {
+    const child = spawn(join(this.bin, "kubectl"), [`--kubeconfig=${this.kubeconfig}`, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let rest = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    });
+    return async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      await exited;
+    };
+  }
+
+  /** Runs helm (3 unless asked for 4) against this API server. */
+  async helm(args: string[], major: 3 | 4 = 3): Promise<string> {
+    return this.#tool(`helm${major}`, [`--kubeconfig=${this.kubeconfig}`, ...args]);
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     for (const child of this.#children.reverse()) {
       if (child.exitCode !== null || child.signalCode !== null) continue;
       const exited = once(child, "exit");
@@ -143,17 +230,27 @@ export class ControlPlane {
       stderr = (stderr + chunk.toString()).slice(-4000);
     });
     child.once("exit", (code, signal) => {
-      if (code !== 0 && signal !== "SIGTERM") process.stderr.write(`${name} exited (${signal ?? code}):\n${stderr}\n`);
+      if (!this.#stopping) process.stderr.write(`${name} exited (${signal ?? code}):\n${stderr}\n`);
     });
     this.#children.push(child);
   }
 
   async #waitReady(): Promise<void> {
+    await this.#until("kube-apiserver's /readyz", async () => {
+      if ((await this.kubectl(["get", "--raw=/readyz"])).trim() !== "ok") throw new Error("not ready");
+    });
+  }
+
+  /** Retries `check` until it resolves, for at most 60 s. */
+  async #until(what: string, check: () => Promise<unknown>): Promise<void> {
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const ready = await this.kubectl(["get", "--raw=/readyz"]).catch(() => "");
-      if (ready.trim() === "ok") return;
-      if (Date.now() > deadline) throw new Error("kube-apiserver was not ready within 60 s");
+      try {
+        await check();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`${what}: not there within 60 s (${String(err)})`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
   }
