@@ -8,7 +8,8 @@ export function sharedConfig(options: { integration?: boolean } = {}) {
   return defineConfig({
     test: {
       include: ["src/**/*.test.ts"],
-      reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
+      // One report per run (a package may be run twice, in parts: scripts/run-tests.sh).
+      reporters: ["default", ["json", { outputFile: `.vitest/results-${process.pid}.json` }]],
       // Other workspace packages come built (test depends on ^build): Node loads their dist directly,
       // as it loads node_modules, instead of Vitest transforming them again for every test file (this
       // halved the time a service's test file takes to start).

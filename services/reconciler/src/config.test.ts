@@ -34,4 +34,16 @@ describe("reconciler config", () => {
     expect(() => loadConfig(sandboxUrl)).toThrow(/QBO_API_BASE_URL is not an Intuit endpoint/);
     expect(loadConfig({ ...sandboxUrl, QBO_ENVIRONMENT: "sandbox" }).apiBaseUrl).toBe("http://127.0.0.1:8090");
   });
+
+  it("config - a Kubernetes Lease only when configured, in the pod's namespace, never guessed from the environment", () => {
+    // In a pod that was not configured for it (no RBAC for Leases, perhaps): the KV lock.
+    expect(loadConfig({ ...required, KUBERNETES_SERVICE_HOST: "10.96.0.1" }).leader.mode).toBe("nats");
+    expect(() => loadConfig({ ...required, LEADER_ELECTION: "kubernetes" })).toThrow(
+      /POD_NAMESPACE is required with LEADER_ELECTION=kubernetes/,
+    );
+    expect(
+      loadConfig({ ...required, LEADER_ELECTION: "kubernetes", POD_NAMESPACE: "qbo", LEADER_LEASE_NAME: "qbo-lead" })
+        .leader,
+    ).toMatchObject({ mode: "kubernetes", namespace: "qbo", leaseName: "qbo-lead" });
+  });
 });

@@ -44,15 +44,21 @@ export const ReconcilerEnv = z.object({
       if (unknown.length) ctx.addIssue({ code: "custom", message: `unknown entity types: ${unknown.join(", ")}` });
       return names as EntityName[];
     }),
-  /** `kubernetes`: a coordination.k8s.io Lease; `nats`: a lock in KV `qbo-leases`; `auto`: Kubernetes when running in a pod. */
-  LEADER_ELECTION: z
-    .enum(["auto", "kubernetes", "nats"], { error: 'must be "auto", "kubernetes" or "nats"' })
-    .default("auto"),
+  /**
+   * `nats`: a lock in KV `qbo-leases`; `kubernetes`: a coordination.k8s.io Lease, in POD_NAMESPACE
+   * (the chart sets both). Never guessed from the environment: a pod that happens to see
+   * KUBERNETES_SERVICE_HOST may have no RBAC for Leases.
+   */
+  LEADER_ELECTION: z.enum(["kubernetes", "nats"], { error: 'must be "kubernetes" or "nats"' }).default("nats"),
   LEADER_LEASE_NAME: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name")
     .default("qbo-webhooks-reconciler"),
-  POD_NAMESPACE: z.string().default("default"),
+  /** The pod's namespace (the downward API's metadata.namespace): where the Lease lives. */
+  POD_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes namespace")
+    .optional(),
   /** A leader that has not renewed for this long is replaced. */
   LEADER_LEASE_MS: integer(3000, 300_000, 15_000),
   /** The leader stops acting when it could not renew for this long: before anyone may take over. */
@@ -77,14 +83,15 @@ export const ReconcilerEnv = z.object({
     .optional(),
 });
 
-export interface LeaderSettings {
-  readonly mode: "kubernetes" | "nats";
-  readonly leaseName: string;
-  readonly namespace: string;
+/** Where leadership is recorded (a KV key, or a Lease the chart names in the pod's namespace), and its timing. */
+export type LeaderSettings = {
   readonly leaseMs: number;
   readonly renewDeadlineMs: number;
   readonly retryMs: number;
-}
+} & (
+  | { readonly mode: "nats" }
+  | { readonly mode: "kubernetes"; readonly leaseName: string; readonly namespace: string }
+);
 
 export interface ReconcilerConfig extends QuickBooksSettings, CommonSettings {
   /** The public port: `/oauth/callback`, where Intuit sends the browser back. */
@@ -116,11 +123,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
         path: ["SILENCE_MIN_MS"],
         message: "must not be longer than SILENCE_MS",
       })
+      .refine((v) => v.LEADER_ELECTION !== "kubernetes" || v.POD_NAMESPACE !== undefined, {
+        path: ["POD_NAMESPACE"],
+        message: "is required with LEADER_ELECTION=kubernetes: set it from the pod (fieldRef metadata.namespace)",
+      })
       .superRefine(checkQuickBooksEnv)
       .superRefine(checkNatsAuthEnv),
     env,
   );
-  const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined;
   return {
     ...commonSettings(c),
     ...quickbooksSettings(c),
@@ -129,9 +139,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
     redirectUri: c.QBO_REDIRECT_URI ?? `http://127.0.0.1:${c.HTTP_PORT}/oauth/callback`,
     entities: c.QBO_ENTITIES,
     leader: {
-      mode: c.LEADER_ELECTION === "auto" ? (inCluster ? "kubernetes" : "nats") : c.LEADER_ELECTION,
-      leaseName: c.LEADER_LEASE_NAME,
-      namespace: c.POD_NAMESPACE,
+      // POD_NAMESPACE is there with kubernetes (refined above).
+      ...(c.LEADER_ELECTION === "kubernetes" && c.POD_NAMESPACE
+        ? { mode: "kubernetes" as const, leaseName: c.LEADER_LEASE_NAME, namespace: c.POD_NAMESPACE }
+        : { mode: "nats" as const }),
       leaseMs: c.LEADER_LEASE_MS,
       renewDeadlineMs: c.LEADER_RENEW_DEADLINE_MS,
       retryMs: c.LEADER_RETRY_MS,

@@ -68,8 +68,14 @@ export class ControlPlane {
   private constructor(
     readonly dir: string,
     readonly kubeconfig: string,
+    /** The API server's URL, and the CA file its serving certificate is signed by. */
+    readonly server: string,
     private readonly bin: string,
   ) {}
+
+  get caFile(): string {
+    return join(this.dir, "ca.crt");
+  }
 
   static async start(tools: K8sTools, options: { nodes?: number } = {}): Promise<ControlPlane> {
     const nodes = options.nodes ?? 0;
@@ -98,7 +104,7 @@ export class ControlPlane {
         "",
       ].join("\n"),
     );
-    const plane = new ControlPlane(dir, kubeconfig, tools.bin);
+    const plane = new ControlPlane(dir, kubeconfig, server, tools.bin);
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     plane.#spawn("etcd", [
       "--data-dir",

@@ -1,4 +1,4 @@
-import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import type { LeaderRecord } from "@qbo-webhooks/contracts";
 import type { LeaderLock } from "./leader-lock.js";
 
@@ -37,7 +37,9 @@ export class KubernetesLeaseLock implements LeaderLock {
   }
 
   async write(record: LeaderRecord, version: string | undefined): Promise<string | undefined> {
-    const now = new Date();
+    // Lease times are MicroTime (six fractional digits): the API server refuses a plain Date's
+    // milliseconds with 400 (test/deploy's lease.test.ts, on a real kube-apiserver).
+    const now = new V1MicroTime();
     const body: V1Lease = {
       apiVersion: "coordination.k8s.io/v1",
       kind: "Lease",

@@ -6,43 +6,15 @@ import { NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import express from "express";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LockSource, leaderLockContract } from "../testing/leader-lock-contract.js";
 import { KubernetesLeaseLock } from "./kubernetes-lease-lock.js";
 import { KvLeaderLock } from "./kv-leader-lock.js";
-import { LeaderElector } from "./leader-elector.js";
-import type { LeaderLock } from "./leader-lock.js";
 
 const logger = createLogger({ service: "leader-test", level: "silent" });
-const timing = { leaseMs: 1500, renewDeadlineMs: 1000, retryMs: 100 };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A lock whose holder can be "paused": its calls hang, as in a GC pause or SIGSTOP. */
-class PausableLock implements LeaderLock {
-  paused = false;
-  constructor(private readonly inner: LeaderLock) {}
-  get description() {
-    return this.inner.description;
-  }
-  async read() {
-    while (this.paused) await sleep(20);
-    return this.inner.read();
-  }
-  async write(...args: Parameters<LeaderLock["write"]>) {
-    while (this.paused) await sleep(20);
-    return this.inner.write(...args);
-  }
-}
-
-interface LockSource {
-  /** A lock on the record called `name` (letters, digits and dashes). */
-  lock(name: string): Promise<LeaderLock>;
-  close(): Promise<void>;
-}
 
 /**
- * The contract every leader lock meets, run on the NATS KV lock, on the Kubernetes Lease lock
- * against a stand-in for the API server's Lease endpoints, and on the Kubernetes Lease lock against
- * a real cluster when KUBECONFIG names one.
+ * The leader-lock contract on the NATS KV lock and on the Kubernetes Lease lock against a stand-in
+ * for the API server's Lease endpoints. test/deploy's lease.test.ts runs it on a real kube-apiserver.
  */
 const sources: [string, () => Promise<LockSource>][] = [
   [
@@ -75,89 +47,7 @@ const sources: [string, () => Promise<LockSource>][] = [
     },
   ],
 ];
-if (process.env.KUBECONFIG) {
-  sources.push([
-    "the Kubernetes Lease lock (KUBECONFIG's cluster)",
-    async () => ({
-      lock: async (name) =>
-        new KubernetesLeaseLock(`qbo-test-${name}-${Date.now()}`, process.env.POD_NAMESPACE ?? "default"),
-      close: async () => undefined,
-    }),
-  ]);
-}
-
-describe.each(sources)("leader election on %s", (_name, open) => {
-  let source: LockSource;
-  const electors: LeaderElector[] = [];
-  beforeAll(async () => {
-    source = await open();
-  });
-  afterAll(async () => {
-    for (const elector of electors) await elector.stop();
-    await source?.close();
-  });
-
-  async function candidates(name: string, count: number) {
-    const locks = await Promise.all(
-      Array.from({ length: count }, async () => new PausableLock(await source.lock(name))),
-    );
-    const log: string[] = [];
-    const made = locks.map((lock, i) => {
-      const elector = new LeaderElector(
-        lock,
-        `r${i}`,
-        timing,
-        {
-          started: () => log.push(`start r${i}`),
-          stopped: () => log.push(`stop r${i}`),
-        },
-        logger,
-      );
-      electors.push(elector);
-      elector.start();
-      return elector;
-    });
-    return { electors: made, locks, log };
-  }
-
-  it("leader - exactly one of three candidates leads", async () => {
-    const { electors: three } = await candidates("leader-one", 3);
-    await expect.poll(() => three.filter((e) => e.isLeader()).length, { timeout: 5000 }).toBe(1);
-    for (let i = 0; i < 20; i++) {
-      expect(three.filter((e) => e.isLeader()).length).toBeLessThanOrEqual(1);
-      await sleep(50);
-    }
-  });
-
-  it("leader - a stopped leader hands over at once; a new leader gets a higher epoch", async () => {
-    const { electors: two } = await candidates("leader-handover", 2);
-    await expect.poll(() => two.some((e) => e.isLeader()), { timeout: 5000 }).toBe(true);
-    const leader = two.find((e) => e.isLeader()) as LeaderElector;
-    const other = two.find((e) => e !== leader) as LeaderElector;
-    const epoch = leader.epoch;
-    await leader.stop();
-    await expect.poll(() => other.isLeader(), { timeout: 2000 }).toBe(true);
-    expect(other.epoch).toBeGreaterThan(epoch);
-  });
-
-  it("leader - a paused leader stops acting before another can take over, and the other takes over", async () => {
-    const { electors: two, locks, log } = await candidates("leader-pause", 2);
-    await expect.poll(() => two.some((e) => e.isLeader()), { timeout: 5000 }).toBe(true);
-    const index = two.findIndex((e) => e.isLeader());
-    const leader = two[index] as LeaderElector;
-    const other = two[1 - index] as LeaderElector;
-    (locks[index] as PausableLock).paused = true;
-    // Sampled every 20 ms: the two never lead at once.
-    const until = performance.now() + timing.leaseMs * 2.5;
-    while (performance.now() < until) {
-      expect(leader.isLeader() && other.isLeader()).toBe(false);
-      await sleep(20);
-    }
-    expect(other.isLeader()).toBe(true);
-    expect(log.indexOf(`stop r${index}`)).toBeLessThan(log.indexOf(`start r${1 - index}`));
-    (locks[index] as PausableLock).paused = false;
-  });
-});
+for (const [name, open] of sources) leaderLockContract(name, open, logger);
 
 /**
  * The Lease endpoints of a Kubernetes API server, as far as leader election uses them: read,

@@ -29,8 +29,6 @@ export function reconcilerConfig(pipeline: Pipeline, id: string): ReconcilerConf
     // Long enough that a busy CI machine does not make leadership change hands mid-test.
     leader: {
       mode: "nats",
-      leaseName: "test",
-      namespace: "test",
       leaseMs: 15_000,
       renewDeadlineMs: 10_000,
       retryMs: 500,
