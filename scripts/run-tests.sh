@@ -7,8 +7,8 @@
 # the others run in two lanes, one package at a time in each: the two longest (the chart on a real
 # control plane, the token churn) in one lane, everything else, including any new package, in the other.
 # Two lanes of about equal length end sooner than turbo's own order, which ran the longest ones last.
-# Beside them runs the processor's replica-churn test, which times nothing and mostly waits out its
-# app's two-minute outage.
+# (Tried: a third lane with the processor's replica-churn test, which mostly waits out a two-minute
+# outage, made the token churn and a CLI test fail under the load.)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
@@ -23,19 +23,14 @@ long=(--filter=@qbo-webhooks/deploy-tests --filter=@qbo-webhooks/quickbooks)
 rest=(--filter='!@qbo-webhooks/processor' --filter='!@qbo-webhooks/reconciler'
   --filter='!@qbo-webhooks/deploy-tests' --filter='!@qbo-webhooks/quickbooks')
 lane() { npx turbo run test --only --concurrency=1 --continue "$@"; }
-churn=src/replica-churn.test.ts
-(cd services/processor && npx vitest run "$churn") &
-churn_lane=$!
 lane "${long[@]}" &
 long_lane=$!
 lane "${rest[@]}"
 rest_status=$?
 wait "$long_lane"
 long_status=$?
-wait "$churn_lane"
-churn_status=$?
-lane "${alone[@]}" -- --exclude "$churn"
+lane "${alone[@]}"
 alone_status=$?
 node scripts/test-summary.mjs
 summary=$?
-exit $((rest_status || long_status || churn_status || alone_status || summary))
+exit $((rest_status || long_status || alone_status || summary))
