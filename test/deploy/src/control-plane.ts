@@ -182,7 +182,7 @@ export class ControlPlane {
       ].join("\n"),
     ).join("\n---\n");
     // The controller manager makes the default ServiceAccount that pods need; then the nodes turn Ready.
-    await this.#until("the namespace's default ServiceAccount", () =>
+    await this.until("the namespace's default ServiceAccount", () =>
       this.kubectl(["get", "serviceaccount", "default"]),
     );
     await this.kubectl(["apply", "-f", "-"], nodeList);
@@ -242,18 +242,17 @@ export class ControlPlane {
   }
 
   async #waitReady(): Promise<void> {
-    await this.#until("kube-apiserver's /readyz", async () => {
+    await this.until("kube-apiserver's /readyz", async () => {
       if ((await this.kubectl(["get", "--raw=/readyz"])).trim() !== "ok") throw new Error("not ready");
     });
   }
 
-  /** Retries `check` until it resolves, for at most 60 s. */
-  async #until(what: string, check: () => Promise<unknown>): Promise<void> {
+  /** Retries `check` until it resolves (answering what it answered), for at most 60 s. */
+  async until<T>(what: string, check: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        await check();
-        return;
+        return await check();
       } catch (err) {
         if (Date.now() > deadline) throw new Error(`${what}: not there within 60 s (${String(err)})`);
       }

@@ -53,20 +53,15 @@ describe.skipIf(tools.missing !== undefined)(
         ["create", "--raw", `/api/v1/namespaces/${NAMESPACE}/pods/${pod}/eviction`, "-f", "-"],
         JSON.stringify({ apiVersion: "policy/v1", kind: "Eviction", metadata: { name: pod, namespace: NAMESPACE } }),
       );
-    /** Waits until `service`'s budget allows `allowed` disruptions with every replica healthy. */
-    const settled = async (service: string, replicas: number) => {
-      const deadline = Date.now() + 60_000;
-      for (;;) {
+    /** Waits until `service` has `replicas` healthy pods, as its budget and its Deployment count them; answers the budget. */
+    const settled = (service: string, replicas: number) =>
+      plane.until(`${service} settled at ${replicas} replicas`, async () => {
         const { status } = await json(Budget, ["get", "pdb", deployment(service)]);
         const { status: rollout } = await json(Deployment, ["get", "deploy", deployment(service)]);
-        if (status.currentHealthy === replicas && rollout.availableReplicas === replicas) return status;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${service}: not settled at ${replicas} replicas within 60 s (budget ${JSON.stringify(status)}, available ${rollout.availableReplicas})`,
-          );
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    };
+        if (status.currentHealthy !== replicas || rollout.availableReplicas !== replicas)
+          throw new Error(`budget ${JSON.stringify(status)}, available ${rollout.availableReplicas}`);
+        return status;
+      });
 
     beforeAll(async () => {
       plane = await ControlPlane.start(tools, { nodes: 2 });
