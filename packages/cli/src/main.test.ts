@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
   Buckets,
+  companyConditions,
   type DlqStage,
   Headers,
   PARTITIONS_METADATA,
@@ -187,6 +188,19 @@ describe("qbo-webhooks realms", () => {
         connectedAt: Date.parse("2026-11-20T10:00:00Z"),
         status: "connected",
         lastWebhookAt: Date.parse("2026-11-23T09:00:00Z"),
+        // As the leader keeps them (company-conditions); the list shows the same as `kubectl get qbo`.
+        conditions: companyConditions(
+          {
+            realmId,
+            environment: "sandbox",
+            entities: ["Customer"],
+            connectedAt: 0,
+            status: "connected",
+            paused: realmId === "222",
+          },
+          undefined,
+          { now: Date.parse("2026-11-23T09:00:00Z"), silenceMs: 60_000 },
+        ),
       }));
     }
   });
@@ -198,7 +212,11 @@ describe("qbo-webhooks realms", () => {
   it("realms - lists companies with status and last webhook, as text and as JSON", async () => {
     const { stdout } = await cli("realms", "list");
     expect(stdout).toMatch(/^realm\s+status/);
-    expect(stdout).toMatch(/111\s+connected\s+2\s+2026-11-23T09:00:00Z/);
+    expect(stdout).toMatch(/^realm\s+status\s+ready\s+connected\s+caught up/);
+    expect(stdout).toMatch(
+      /111\s+connected\s+False \(CatchUpPending\)\s+True\s+False \(CatchUpPending\)\s+2\s+2026-11-23T09:00:00Z/,
+    );
+    expect(stdout).toMatch(/222\s+connected\s+False \(Paused\)/);
     expect(JSON.parse((await cli("realms", "list", "--json")).stdout)).toHaveLength(2);
   });
 

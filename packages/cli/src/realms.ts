@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Buckets, type RealmRecord } from "@qbo-webhooks/contracts";
+import { Buckets, type CompanyConditionType, type RealmRecord, rfc3339 } from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { kvKey, type NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { SingleBar } from "cli-progress";
@@ -9,16 +9,40 @@ export async function openRealms(client: NatsClient): Promise<RealmRegistry> {
   return new RealmRegistry(await openBucket(client, Buckets.realms, { replicas: 1 }));
 }
 
-const when = (ms: number | undefined) => (ms === undefined ? "-" : new Date(ms).toISOString().replace(/\.\d+Z$/, "Z"));
+const when = (ms: number | undefined) => (ms === undefined ? "-" : rfc3339(ms));
 
-/** One line per realm: status, what it follows, and when it was last heard of. */
+/** A condition as the leader keeps it: its status, and why when it is not True. */
+function conditionCell(record: RealmRecord, type: CompanyConditionType): string {
+  const condition = record.conditions?.find((c) => c.type === type);
+  if (!condition) return "-";
+  return condition.status === "True" ? "True" : `${condition.status} (${condition.reason})`;
+}
+
+/**
+ * One line per realm: status, the conditions the leader keeps (the same a QuickBooksCompany
+ * resource shows), what it follows, and when it was last heard of.
+ */
 export function realmLines(realms: readonly RealmRecord[]): string {
   if (realms.length === 0)
     return "no companies connected: open the reconciler's /connect (qbo-webhooks realms connect)";
-  const header = ["realm", "status", "entities", "last webhook", "last CDC", "verified until", "token expires"];
+  const header = [
+    "realm",
+    "status",
+    "ready",
+    "connected",
+    "caught up",
+    "entities",
+    "last webhook",
+    "last CDC",
+    "verified until",
+    "token expires",
+  ];
   const rows = realms.map((r) => [
     r.realmId,
-    r.status === "connected" ? r.status : `${r.status} (${r.statusReason ?? "no reason recorded"})`,
+    r.status === "disconnected" ? `${r.status} (${r.statusReason ?? "no reason recorded"})` : r.status,
+    conditionCell(r, "Ready"),
+    conditionCell(r, "Connected"),
+    conditionCell(r, "CaughtUp"),
     String(r.entities.length),
     when(r.lastWebhookAt),
     r.lastCdcAt === undefined ? "-" : `${when(r.lastCdcAt)} ${r.lastCdcResult ?? ""}`.trim(),
@@ -47,7 +71,8 @@ export async function disconnectRealm(
 ): Promise<RealmRecord> {
   const updated = await realms.update(
     realmId,
-    (r) => r && { ...r, status: "disconnected", statusReason: "disconnected by an operator" },
+    (r) =>
+      r && { ...r, status: "disconnected", disconnectedBy: "operator", statusReason: "disconnected by an operator" },
   );
   if (!updated) throw new Error(`no realm ${realmId}; see qbo-webhooks realms list`);
   const tokens = await openBucket(client, Buckets.tokens, { replicas: 1 });

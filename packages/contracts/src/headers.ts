@@ -16,6 +16,8 @@ export const Headers = {
   realmSequence: "Qbo-Realm-Seq",
   /** On a replayed delivery: the dead letter's own `webhook-id`, kept so the app can deduplicate. */
   webhookId: "Qbo-Webhook-Id",
+  /** The realm a dead letter belongs to, where the stage knows it: counted per company. */
+  realmId: "Qbo-Realm-Id",
   /** Retries so far of a dead-lettered message. */
   attempts: "Qbo-Attempts",
 } as const;

@@ -8,6 +8,14 @@ export {
   changeKey,
 } from "./change-event.js";
 export { CloudEventNotification, QboCloudEvent, QboEventType } from "./cloud-event-notification.js";
+export type { CompanyConditionType } from "./company-conditions.js";
+export {
+  COMPANY_CONDITION_TYPES,
+  CompanyCondition,
+  companyConditions,
+  rfc3339,
+  sameConditions,
+} from "./company-conditions.js";
 export type { EntityName } from "./entity-names.js";
 export { ENTITY_NAMES, entityNameFromAnyCase } from "./entity-names.js";
 export { CDC_UNSUPPORTED_ENTITIES, operationsOf } from "./entity-operations.js";

@@ -1,7 +1,9 @@
 import { z } from "zod";
+import { CompanyCondition } from "./company-conditions.js";
 import { ENTITY_NAMES } from "./entity-names.js";
 
-export const RealmStatus = z.enum(["connected", "disconnected"]);
+/** `awaiting_consent`: registered (a QuickBooksCompany resource was applied) but never connected. */
+export const RealmStatus = z.enum(["connected", "disconnected", "awaiting_consent"]);
 export type RealmStatus = z.infer<typeof RealmStatus>;
 
 const time = z.number().nonnegative();
@@ -19,6 +21,8 @@ export const RealmRecord = z.object({
   status: RealmStatus,
   /** Why the realm is disconnected, in words. */
   statusReason: z.string().optional(),
+  /** Who disconnected it: QuickBooks refusing its tokens, or an operator. */
+  disconnectedBy: z.enum(["quickbooks", "operator"]).optional(),
   /** Every change before this is known to be in the pipeline: the start of the last complete CDC, less a margin. */
   verifiedUntil: time.optional(),
   lastCdcAt: time.optional(),
@@ -46,6 +50,16 @@ export const RealmRecord = z.object({
   /** Progress of the CDC under way: objects found so far, and of how many entity types done. */
   cdcProgress: z.object({ found: z.number(), typesDone: z.number(), types: z.number() }).optional(),
   lastWebhookAt: time.optional(),
+  /** When a full listing (a first load, or a gap beyond CDC's 30 days) last completed. */
+  lastFullSyncAt: time.optional(),
+  /** Changes CDC runs found that no webhook had announced, summed over every run. */
+  missedTotal: z.number().int().nonnegative().optional(),
+  /** Events of this realm in the dead-letter stream, as the leader last counted them. */
+  deadLetters: z.number().int().nonnegative().optional(),
+  /** Processing held: the realm's events wait in the stream (none dropped) until it is resumed. */
+  paused: z.boolean().optional(),
+  /** The company's state at a glance, kept by the leader (`company-conditions`). */
+  conditions: z.array(CompanyCondition).optional(),
   accessTokenExpiresAt: time.optional(),
   refreshTokenExpiresAt: time.optional(),
 });

@@ -10,6 +10,8 @@ export interface FollowedRealm {
 /** The realms as a watch keeps them up to date. */
 export interface RealmFollower {
   list(): FollowedRealm[];
+  /** The realm's record as last seen, if it has one. */
+  get(realmId: string): RealmRecord | undefined;
   stop(): void;
 }
 
@@ -25,21 +27,34 @@ export class RealmRegistry {
   /**
    * Follows every realm's record as it changes, through one watch for as long as it runs (a
    * process that lists the realms every few seconds would leave a consumer on the server each time).
+   * `changed` hears of each realm whose record changed or went.
    */
-  async follow(): Promise<RealmFollower> {
+  async follow(changed?: (realmId: string) => void): Promise<RealmFollower> {
     const watch = await this.kv.watch();
     const records = new Map<string, FollowedRealm>();
     void (async () => {
       for await (const entry of watch) {
-        if (entry.operation === "PUT")
-          records.set(entry.key, { record: RealmRecord.parse(entry.json()), seenAt: performance.now() });
-        else records.delete(entry.key);
+        const realmId = records.get(entry.key)?.record.realmId;
+        if (entry.operation === "PUT") {
+          const record = RealmRecord.parse(entry.json());
+          records.set(entry.key, { record, seenAt: performance.now() });
+          changed?.(record.realmId);
+        } else {
+          records.delete(entry.key);
+          if (realmId !== undefined) changed?.(realmId);
+        }
       }
     })();
     return {
       list: () => [...records.values()].sort((a, b) => a.record.realmId.localeCompare(b.record.realmId)),
+      get: (realmId) => records.get(kvKey(realmId))?.record,
       stop: () => watch.stop(),
     };
+  }
+
+  /** Forgets the realm's record (a company removed). */
+  async remove(realmId: string): Promise<void> {
+    await this.kv.purge(kvKey(realmId));
   }
 
   /** Every realm's record, read once (for one-shot callers such as the CLI). */

@@ -9,6 +9,8 @@ export interface DeadLetterOptions {
   /** Stable for the failing message, so dead-lettering it twice stores one letter. */
   readonly msgId: string;
   readonly attempts?: number;
+  /** The realm the message belongs to, when known: each company's dead letters are counted by it. */
+  readonly realmId?: string;
   /** What replaying the letter needs besides its body (its payload form, webhook id, …). */
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -29,6 +31,7 @@ export async function deadLetter(client: NatsClient, payload: Uint8Array, option
       [Headers.dlqStage]: options.stage,
       [Headers.dlqReason]: reason,
       ...(options.attempts === undefined ? {} : { [Headers.attempts]: String(options.attempts) }),
+      ...(options.realmId === undefined ? {} : { [Headers.realmId]: options.realmId }),
     },
   });
   return reason;

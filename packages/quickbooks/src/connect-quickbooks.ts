@@ -18,7 +18,12 @@ export function connectQuickBooks(
   buckets: { readonly tokens: KV; readonly rateLimits: KV },
   options: { logger: Logger; registry: Registry; now?: () => number; throttleWaitMs?: number; queryPageSize?: number },
 ): { tokens: KvTokenSource; quickbooks: QuickBooksClient; oauth: OAuthEndpoint } {
-  const oauth = { tokenUrl: settings.tokenUrl, clientId: settings.clientId, clientSecret: settings.clientSecret };
+  const oauth = {
+    tokenUrl: settings.tokenUrl,
+    revokeUrl: settings.revokeUrl,
+    clientId: settings.clientId,
+    clientSecret: settings.clientSecret,
+  };
   const tokens = new KvTokenSource(
     buckets.tokens,
     new TokenCipher(settings.tokenKey),

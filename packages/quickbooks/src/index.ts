@@ -8,6 +8,7 @@ export {
   INTUIT_TOKEN_URL,
   issuedTokensOf,
   requestTokens,
+  revokeToken,
 } from "./oauth.js";
 export { type CompanyInfo, QboObject } from "./qbo-answers.js";
 export type { ApiOperation, ChangedSince, QuickBooksClientOptions, TokenSource } from "./quickbooks-client.js";

@@ -26,7 +26,12 @@ describe("kv-token-source", () => {
     new KvTokenSource(
       kv,
       cipher,
-      { tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`, clientId: "client", clientSecret: "secret" },
+      {
+        tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+        revokeUrl: `${sandbox.url}/v2/oauth2/tokens/revoke`,
+        clientId: "client",
+        clientSecret: "secret",
+      },
       { now: () => sandbox.clock.now() },
     );
 

@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
 import { z } from "zod";
-import { type IssuedTokens, type OAuthEndpoint, requestTokens, TOKEN_REQUEST_TIMEOUT_MS } from "./oauth.js";
+import {
+  type IssuedTokens,
+  type OAuthEndpoint,
+  requestTokens,
+  revokeToken,
+  TOKEN_REQUEST_TIMEOUT_MS,
+} from "./oauth.js";
 import type { TokenSource } from "./quickbooks-client.js";
 import { QuickBooksError } from "./quickbooks-error.js";
 import type { TokenCipher } from "./token-cipher.js";
@@ -55,6 +61,18 @@ export class KvTokenSource implements TokenSource {
   async save(realmId: string, tokens: IssuedTokens): Promise<void> {
     const stored: StoredTokens = { ...tokens, issuedAt: Date.now() };
     await this.kv.put(kvKey(realmId), this.#seal(stored));
+  }
+
+  /**
+   * Revokes the realm's tokens at Intuit and forgets them; a realm without tokens has nothing to revoke.
+   * @throws {QuickBooksError} as `revokeToken`: the tokens are kept, to be revoked on a later try.
+   */
+  async revoke(realmId: string): Promise<void> {
+    const entry = await this.kv.get(kvKey(realmId));
+    if (entry?.operation !== "PUT") return;
+    const tokens = StoredTokens.parse(JSON.parse(this.cipher.decrypt(entry.string())));
+    await revokeToken(this.oauth, tokens.refreshToken);
+    await this.kv.delete(kvKey(realmId));
   }
 
   async accessToken(realmId: string): Promise<string> {

@@ -6,11 +6,14 @@ import { fetchFailed, QuickBooksError } from "./quickbooks-error.js";
 /** Intuit's consent page (QBO.md §7); the sandbox serves the same path. */
 export const INTUIT_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2";
 export const INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer";
+export const INTUIT_REVOKE_URL = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke";
 export const ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting";
 
 export interface OAuthEndpoint {
   /** `https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer`, or the sandbox's. */
   readonly tokenUrl: string;
+  /** `https://developer.api.intuit.com/v2/oauth2/tokens/revoke`, or the sandbox's. */
+  readonly revokeUrl: string;
   readonly clientId: string;
   readonly clientSecret: string;
   /** How long one token request may take; {@link TOKEN_REQUEST_TIMEOUT_MS} by default. */
@@ -84,7 +87,7 @@ export async function requestTokens(
     response = await fetch(endpoint.tokenUrl, {
       method: "POST",
       headers: {
-        authorization: `Basic ${Buffer.from(`${endpoint.clientId}:${endpoint.clientSecret}`).toString("base64")}`,
+        authorization: basicAuthorization(endpoint),
         accept: "application/json",
         "user-agent": endpoint.userAgent ?? "qbo-webhooks",
       },
@@ -118,6 +121,47 @@ export async function requestTokens(
   }
   const contentType = response.headers.get("content-type") ?? "";
   return issuedTokensOf(parseAnswer(TokenResponse, answerOf(text, contentType, "token endpoint", details)), now());
+}
+
+/**
+ * Revokes a refresh token (and with it the company's connection to the app) at Intuit (QBO.md §7).
+ * A token Intuit no longer knows (400) counts as revoked.
+ * @throws {QuickBooksError} QBO_CLIENT_REFUSED for our client credentials refused (401);
+ *   QBO_SERVER, QBO_TIMEOUT or QBO_NETWORK for failures that may pass.
+ */
+export async function revokeToken(endpoint: OAuthEndpoint, token: string): Promise<void> {
+  const timeout = AbortSignal.timeout(endpoint.timeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS);
+  let response: Response;
+  try {
+    response = await fetch(endpoint.revokeUrl, {
+      method: "POST",
+      headers: {
+        authorization: basicAuthorization(endpoint),
+        accept: "application/json",
+        "content-type": "application/json",
+        "user-agent": endpoint.userAgent ?? "qbo-webhooks",
+      },
+      body: JSON.stringify({ token }),
+      signal: timeout,
+    });
+    await response.arrayBuffer();
+  } catch (err) {
+    throw fetchFailed("revoke endpoint", timeout.aborted, err);
+  }
+  if (response.ok || response.status === 400) return;
+  const details = { status: response.status };
+  if (response.status === 401) {
+    throw new QuickBooksError(
+      "QBO_CLIENT_REFUSED",
+      "the revoke endpoint refused our client credentials (401): check QBO_CLIENT_ID and QBO_CLIENT_SECRET",
+      details,
+    );
+  }
+  throw new QuickBooksError("QBO_SERVER", `token revocation failed (${response.status})`, details);
+}
+
+function basicAuthorization(endpoint: OAuthEndpoint): string {
+  return `Basic ${Buffer.from(`${endpoint.clientId}:${endpoint.clientSecret}`).toString("base64")}`;
 }
 
 /** The token endpoint's answer as we keep it: lifetimes in seconds become instants from `at` (ms). */

@@ -197,6 +197,7 @@ describe("quickbooks-client: malformed answers are typed errors", () => {
       });
       const endpoint = {
         tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+        revokeUrl: `${sandbox.url}/v2/oauth2/tokens/revoke`,
         clientId: "client",
         clientSecret: "secret",
       };

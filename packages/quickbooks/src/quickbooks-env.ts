@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { INTUIT_AUTHORIZE_URL, INTUIT_TOKEN_URL } from "./oauth.js";
+import { INTUIT_AUTHORIZE_URL, INTUIT_REVOKE_URL, INTUIT_TOKEN_URL } from "./oauth.js";
 
 const API_BASE = {
   production: "https://quickbooks.api.intuit.com",
@@ -14,6 +14,7 @@ export const quickbooksEnvFields = {
   QBO_API_BASE_URL: z.url("must be a URL such as http://127.0.0.1:8090").optional(),
   QBO_TOKEN_URL: z.url("must be a URL").optional(),
   QBO_AUTHORIZE_URL: z.url("must be a URL").optional(),
+  QBO_REVOKE_URL: z.url("must be a URL").optional(),
   QBO_CLIENT_ID: z.string({ error: "is required: the app's OAuth client id from the Intuit developer portal" }).min(1),
   QBO_CLIENT_SECRET: z.string({ error: "is required: the app's OAuth client secret" }).min(1),
   /** Lets `production` talk to endpoints other than Intuit's (a proxy, say); off, so a sandbox URL cannot slip in. */
@@ -38,7 +39,7 @@ const INTUIT_HOST = /(^|\.)intuit\.com$/;
  */
 export function checkQuickBooksEnv(c: Parsed, ctx: z.RefinementCtx): void {
   if (c.QBO_ENVIRONMENT !== "production" || c.QBO_ALLOW_CUSTOM_ENDPOINTS) return;
-  for (const name of ["QBO_API_BASE_URL", "QBO_TOKEN_URL", "QBO_AUTHORIZE_URL"] as const) {
+  for (const name of ["QBO_API_BASE_URL", "QBO_TOKEN_URL", "QBO_AUTHORIZE_URL", "QBO_REVOKE_URL"] as const) {
     const url = c[name];
     if (url !== undefined && !INTUIT_HOST.test(new URL(url).hostname)) {
       ctx.addIssue({
@@ -55,8 +56,10 @@ export interface QuickBooksSettings {
   readonly apiBaseUrl: string;
   readonly tokenUrl: string;
   readonly authorizeUrl: string;
+  /** Where tokens are revoked when a company is removed. */
+  readonly revokeUrl: string;
   /** The OAuth URLs taken from `QBO_API_BASE_URL` because they were not set (our sandbox serves OAuth next to its API). */
-  readonly impliedByApiBaseUrl: readonly ("QBO_TOKEN_URL" | "QBO_AUTHORIZE_URL")[];
+  readonly impliedByApiBaseUrl: readonly ("QBO_TOKEN_URL" | "QBO_AUTHORIZE_URL" | "QBO_REVOKE_URL")[];
   readonly clientId: string;
   readonly clientSecret: string;
   readonly tokenKey: Uint8Array;
@@ -70,8 +73,9 @@ export function quickbooksSettings(c: Parsed): QuickBooksSettings {
     apiBaseUrl: sandbox ?? API_BASE[c.QBO_ENVIRONMENT],
     tokenUrl: c.QBO_TOKEN_URL ?? (sandbox ? `${sandbox}/oauth2/v1/tokens/bearer` : INTUIT_TOKEN_URL),
     authorizeUrl: c.QBO_AUTHORIZE_URL ?? (sandbox ? `${sandbox}/connect/oauth2` : INTUIT_AUTHORIZE_URL),
+    revokeUrl: c.QBO_REVOKE_URL ?? (sandbox ? `${sandbox}/v2/oauth2/tokens/revoke` : INTUIT_REVOKE_URL),
     impliedByApiBaseUrl: sandbox
-      ? (["QBO_TOKEN_URL", "QBO_AUTHORIZE_URL"] as const).filter((name) => c[name] === undefined)
+      ? (["QBO_TOKEN_URL", "QBO_AUTHORIZE_URL", "QBO_REVOKE_URL"] as const).filter((name) => c[name] === undefined)
       : [],
     clientId: c.QBO_CLIENT_ID,
     clientSecret: c.QBO_CLIENT_SECRET,
@@ -88,6 +92,7 @@ export function quickbooksEndpoints(settings: QuickBooksSettings): Record<string
     apiBaseUrl: settings.apiBaseUrl,
     tokenUrl: settings.tokenUrl,
     authorizeUrl: settings.authorizeUrl,
+    revokeUrl: settings.revokeUrl,
     ...(settings.impliedByApiBaseUrl.length > 0
       ? { implied: `${settings.impliedByApiBaseUrl.join(" and ")} follow QBO_API_BASE_URL (set them to override)` }
       : {}),

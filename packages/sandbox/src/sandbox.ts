@@ -201,6 +201,11 @@ export class Sandbox {
     return this.oauth.connect(appId, realmId);
   }
 
+  /** The companies connected to the app now (consented, not revoked). */
+  connectedRealms(appId: string): string[] {
+    return [...this.#app(appId).connections.keys()];
+  }
+
   disconnect(appId: string, realmId: string): void {
     this.#app(appId).connections.delete(realmId);
     this.oauth.revokeCompany(appId, realmId);

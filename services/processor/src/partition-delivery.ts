@@ -164,7 +164,7 @@ export class PartitionDelivery {
     const realmSequence = Number(msg.header.get(Headers.realmSequence));
     const parsed = AppliedChange.safeParse(msg.json());
     if (!parsed.success || !Number.isSafeInteger(realmSequence) || realmSequence < 1) {
-      return this.#deadLetter(msg, webhookId, 0, "not an applied change with its realm sequence");
+      return this.#deadLetter(realmId, msg, webhookId, 0, "not an applied change with its realm sequence");
     }
     if (replay && (await this.#superseded(parsed.data))) {
       metrics.deliveries.inc({ result: "superseded" });
@@ -187,7 +187,7 @@ export class PartitionDelivery {
         if (!blocked) metrics.blockedRealms.inc();
         blocked = true;
         if (Date.now() - msg.time.getTime() >= target.retryForMs) {
-          return this.#deadLetter(msg, webhookId, attempt + 1, problem);
+          return this.#deadLetter(realmId, msg, webhookId, attempt + 1, problem);
         }
         const wait = backoffMs(attempt, target.retryBaseMs, target.retryCapMs);
         const stopped = await sleep(wait, false, { signal: this.#stop.signal }).catch(() => true);
@@ -228,12 +228,19 @@ export class PartitionDelivery {
     }
   }
 
-  async #deadLetter(msg: StoredMsg, webhookId: string, attempts: number, problem: string): Promise<Outcome> {
+  async #deadLetter(
+    realmId: string,
+    msg: StoredMsg,
+    webhookId: string,
+    attempts: number,
+    problem: string,
+  ): Promise<Outcome> {
     const reason = await deadLetter(this.deps.client, msg.data, {
       stage: "delivery",
       reason: problem,
       msgId: `delivery-${webhookId}-${msg.seq}`,
       attempts,
+      realmId,
       headers: {
         [Headers.webhookId]: webhookId,
         [Headers.realmSequence]: msg.header.get(Headers.realmSequence),

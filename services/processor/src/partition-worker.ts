@@ -12,6 +12,8 @@ export interface WorkerDeps extends Omit<BatchDeps, "stillOwner" | "outputs"> {
   readonly stillOwner: (partition: number) => boolean;
   /** Delivery to the app, when it takes deliveries. */
   readonly delivery?: { readonly target: DeliveryTarget; readonly cursors: KV; readonly slots: LimitFunction };
+  /** Whether the company's processing is held (its record says paused). */
+  readonly paused: (realmId: string) => boolean;
 }
 
 /** The most events of one realm handled in one batch. */
@@ -21,6 +23,15 @@ const MAX_BATCH = 500;
  * waiting or in work here are kept alive with `working()` meanwhile.
  */
 const ACK_WAIT_MS = 15_000;
+/**
+ * Events of paused realms a partition keeps in hand (each one counts against its consumer's
+ * unacknowledged limit, which other realms need too); the rest go back to the stream for
+ * `HELD_RETRY_MS`. Either way none is acked, so none is lost.
+ */
+const MAX_HELD = 256;
+const HELD_RETRY_MS = 10_000;
+/** How soon a resumed realm's held events start. */
+const RESUME_CHECK_MS = 500;
 
 interface RealmQueue {
   pending: Pending[];
@@ -46,6 +57,17 @@ export class PartitionWorker {
   readonly #keepAlive = setInterval(() => {
     for (const queue of this.#realms.values()) for (const { msg } of [...queue.pending, ...queue.inWork]) msg.working();
   }, ACK_WAIT_MS / 3).unref();
+  /** Realms held because paused, each with how many of its events are in hand. */
+  readonly #held = new Map<string, number>();
+  #heldCount = 0;
+  readonly #resumeCheck = setInterval(() => {
+    for (const realmId of [...this.#held.keys()]) {
+      if (this.deps.paused(realmId)) continue;
+      this.#release(realmId);
+      const queue = this.#realms.get(realmId);
+      if (queue) this.#schedule(realmId, queue);
+    }
+  }, RESUME_CHECK_MS).unref();
 
   private constructor(
     readonly partition: number,
@@ -91,6 +113,7 @@ export class PartitionWorker {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#keepAlive);
+    clearInterval(this.#resumeCheck);
     await this.#delivery?.stop();
     await this.#consumer?.stop();
     for (const queue of this.#realms.values()) {
@@ -98,6 +121,7 @@ export class PartitionWorker {
       await queue.running;
       for (const { msg } of queue.pending.splice(0)) msg.nak();
     }
+    for (const realmId of [...this.#held.keys()]) this.#release(realmId);
   }
 
   async #accept(msg: JsMsg): Promise<void> {
@@ -125,6 +149,10 @@ export class PartitionWorker {
 
   #schedule(realmId: string, queue: RealmQueue): void {
     if (queue.timer || queue.running || queue.pending.length === 0 || this.#stopping) return;
+    if (this.deps.paused(realmId)) {
+      this.#hold(realmId, queue);
+      return;
+    }
     queue.timer = setTimeout(() => {
       queue.timer = undefined;
       queue.running = this.deps
@@ -137,9 +165,35 @@ export class PartitionWorker {
     }, this.deps.coalesceMs);
   }
 
+  /**
+   * Keeps a paused realm's events unapplied: the oldest in hand (up to `MAX_HELD` per partition),
+   * the others back to the stream for a while. Resuming applies them in order.
+   */
+  #hold(realmId: string, queue: RealmQueue): void {
+    this.#release(realmId);
+    queue.pending.sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
+    const kept = Math.max(0, Math.min(queue.pending.length, MAX_HELD - this.#heldCount));
+    for (const { msg } of queue.pending.splice(kept)) msg.nak(HELD_RETRY_MS);
+    this.#held.set(realmId, queue.pending.length);
+    this.#heldCount += queue.pending.length;
+    this.deps.metrics.heldEvents.inc(queue.pending.length);
+    if (queue.pending.length === 0) this.#realms.delete(realmId);
+  }
+
+  /** Stops counting the realm's events as held (resumed, or about to be held anew). */
+  #release(realmId: string): void {
+    const count = this.#held.get(realmId);
+    if (count === undefined) return;
+    this.#held.delete(realmId);
+    this.#heldCount -= count;
+    this.deps.metrics.heldEvents.dec(count);
+  }
+
   async #run(realmId: string, queue: RealmQueue): Promise<void> {
     // Stopped while waiting for a slot: `stop` hands the queued events back.
     if (this.#stopping) return;
+    // Paused while waiting: the events stay queued, and the next scheduling holds them.
+    if (this.deps.paused(realmId)) return;
     const batch = queue.pending.splice(0, MAX_BATCH);
     queue.inWork = batch;
     try {

@@ -11,6 +11,8 @@ export interface ProcessorMetrics {
   readonly deliveries: Counter<"result">;
   /** Realms whose next change the app has refused at least once and not yet taken. */
   readonly blockedRealms: Gauge;
+  /** Events of paused realms this replica holds. */
+  readonly heldEvents: Gauge;
 }
 
 export function createProcessorMetrics(registry: Registry): ProcessorMetrics {
@@ -41,6 +43,11 @@ export function createProcessorMetrics(registry: Registry): ProcessorMetrics {
     blockedRealms: new Gauge({
       name: "qbo_delivery_blocked_realms",
       help: "Realms whose next change the app's endpoint is refusing; their later changes wait behind it.",
+      registers: [registry],
+    }),
+    heldEvents: new Gauge({
+      name: "qbo_processor_held_events",
+      help: "Events of paused companies held by this replica, unapplied, until the company resumes.",
       registers: [registry],
     }),
   };

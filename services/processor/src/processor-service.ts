@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type BucketName, Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
-import { EntityStore } from "@qbo-webhooks/entity-store";
+import { EntityStore, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks, quickbooksEndpoints } from "@qbo-webhooks/quickbooks";
@@ -65,6 +65,8 @@ export async function startProcessor(
     { logger, registry, throttleWaitMs: config.throttleWaitMs },
   );
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
+  // Which companies are paused: their events are held, unapplied, until they resume.
+  const realms = await new RealmRegistry(await bucket(Buckets.realms)).follow();
 
   const workerDeps: WorkerDeps = {
     client,
@@ -77,6 +79,7 @@ export async function startProcessor(
     retryBaseMs: config.retryBaseMs,
     coalesceMs: config.coalesceMs,
     batchSlots: pLimit(config.maxConcurrentRealms),
+    paused: (realmId) => realms.get(realmId)?.paused === true,
     ...(hooks ? { hooks } : {}),
     stillOwner: (p) => leases.isValid(p),
     ...(config.delivery
@@ -152,6 +155,7 @@ export async function startProcessor(
     close: async () => {
       closing = true;
       await leases.stop();
+      realms.stop();
       await client.drain();
       const closed = once(server, "close");
       server.close();

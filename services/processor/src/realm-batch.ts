@@ -177,6 +177,7 @@ async function retryOrDeadLetter(deps: BatchDeps, { event, msg }: Pending, err: 
     reason: `${err.code}: ${err.message}`,
     msgId: `processor-${event.eventId}-${msg.seq}`,
     attempts: attempt,
+    realmId: event.realmId,
   });
   deps.metrics.events.inc({ result: "dead_lettered" });
   deps.logger.error(

@@ -19,6 +19,7 @@ import {
   publicHttpEnv,
 } from "@qbo-webhooks/service-kit";
 import { z } from "zod";
+import type { OperatorSettings } from "./operator/company-operator.js";
 
 const MINUTE = 60_000;
 
@@ -59,6 +60,19 @@ export const ReconcilerEnv = z.object({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes namespace")
     .optional(),
+  /**
+   * Manage QuickBooksCompany resources (the chart's CRD) in POD_NAMESPACE: the chart sets it, with
+   * the RBAC it needs. Off: the same loops run on the KV registry alone.
+   */
+  COMPANY_RESOURCES: booleanFlag(false),
+  /** Where operators reach this service's /connect, shown in a company's status while consent is awaited. */
+  CONNECT_URL_BASE: z.url("must be a URL such as http://localhost:9093").optional(),
+  /** Every company resource is reconciled again this often, whatever the watch said. */
+  COMPANY_RESYNC_MS: integer(1000, 24 * 60 * MINUTE, 5 * MINUTE),
+  /** A company resource's status is written at most this often, unless a condition's status changes. */
+  STATUS_MIN_INTERVAL_MS: integer(0, 60 * MINUTE, 10_000),
+  /** Status writes per second to the Kubernetes API, across all company resources. */
+  STATUS_WRITES_PER_SECOND: integer(1, 1000, 20),
   /** A leader that has not renewed for this long is replaced. */
   LEADER_LEASE_MS: integer(3000, 300_000, 15_000),
   /** The leader stops acting when it could not renew for this long: before anyone may take over. */
@@ -102,6 +116,8 @@ export interface ReconcilerConfig extends QuickBooksSettings, CommonSettings {
   readonly redirectUri: string;
   readonly entities: readonly EntityName[];
   readonly leader: LeaderSettings;
+  /** QuickBooksCompany resources managed, where; undefined: off. */
+  readonly companyResources: Omit<OperatorSettings, "environment" | "entities" | "silenceMs"> | undefined;
   readonly loopIntervalMs: number;
   readonly tokenRefreshAheadMs: number;
   readonly silenceMs: number;
@@ -127,6 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
         path: ["POD_NAMESPACE"],
         message: "is required with LEADER_ELECTION=kubernetes: set it from the pod (fieldRef metadata.namespace)",
       })
+      .refine((v) => !v.COMPANY_RESOURCES || v.POD_NAMESPACE !== undefined, {
+        path: ["POD_NAMESPACE"],
+        message: "is required with COMPANY_RESOURCES=true: set it from the pod (fieldRef metadata.namespace)",
+      })
       .superRefine(checkQuickBooksEnv)
       .superRefine(checkNatsAuthEnv),
     env,
@@ -147,6 +167,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
       renewDeadlineMs: c.LEADER_RENEW_DEADLINE_MS,
       retryMs: c.LEADER_RETRY_MS,
     },
+    companyResources:
+      c.COMPANY_RESOURCES && c.POD_NAMESPACE
+        ? {
+            namespace: c.POD_NAMESPACE,
+            connectUrlBase: c.CONNECT_URL_BASE ?? `http://127.0.0.1:${c.OPS_PORT}`,
+            resyncMs: c.COMPANY_RESYNC_MS,
+            statusMinIntervalMs: c.STATUS_MIN_INTERVAL_MS,
+            statusWritesPerSecond: c.STATUS_WRITES_PER_SECOND,
+          }
+        : undefined,
     loopIntervalMs: c.LOOP_INTERVAL_MS,
     tokenRefreshAheadMs: c.TOKEN_REFRESH_AHEAD_MS,
     silenceMs: c.SILENCE_MS,

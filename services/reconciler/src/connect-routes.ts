@@ -153,13 +153,14 @@ export function callbackRoute(settings: ConnectSettings): Router {
     await settings.tokens.save(realmId, tokens);
     const now = settings.now();
     const record = await settings.registry.update(realmId, (current) => {
-      const { statusReason: _reason, ...kept } = current ?? {};
+      const { statusReason: _reason, disconnectedBy: _by, ...kept } = current ?? {};
       return {
         ...kept,
         realmId,
         environment: settings.environment,
         entities: flow.entities,
-        connectedAt: current?.connectedAt ?? now,
+        // Registered by a resource and awaiting consent until now: connected from this moment.
+        connectedAt: current && current.status !== "awaiting_consent" ? current.connectedAt : now,
         status: "connected",
         cdcRequestedAt: now,
         accessTokenExpiresAt: tokens.accessExpiresAt,

@@ -1,10 +1,11 @@
-import type { RealmRecord } from "@qbo-webhooks/contracts";
+import { companyConditions, type RealmRecord, RealmStatus, sameConditions } from "@qbo-webhooks/contracts";
 import type { RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { KvTokenSource } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
 import { publishBacklog } from "./backlog-gauges.js";
+import { DeadLetterCounts } from "./dead-letter-counts.js";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 import { keepTokensAlive } from "./token-keeper.js";
@@ -51,6 +52,7 @@ export class ControlLoops {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
   #rhythm: WebhookRhythm | undefined;
+  #deadLetters: DeadLetterCounts | undefined;
   #realms: RealmFollower | undefined;
 
   constructor(
@@ -65,6 +67,7 @@ export class ControlLoops {
     this.#caughtUp.clear();
     this.#realms = await this.deps.registry.follow();
     this.#rhythm = WebhookRhythm.follow(this.deps.client, this.deps.now, this.deps.logger);
+    this.#deadLetters = DeadLetterCounts.follow(this.deps.client, this.deps.logger);
     const loop = () => {
       if (signal.aborted) return;
       this.#tick = this.#once().catch((err: unknown) => this.deps.logger.error({ err }, "control loop failed"));
@@ -87,6 +90,8 @@ export class ControlLoops {
     clearTimeout(this.#timer);
     this.#rhythm?.stop();
     this.#rhythm = undefined;
+    this.#deadLetters?.stop();
+    this.#deadLetters = undefined;
     this.#realms?.stop();
     this.#realms = undefined;
   }
@@ -94,13 +99,15 @@ export class ControlLoops {
   async #once(): Promise<void> {
     const realms = this.#realms?.list() ?? [];
     const connected = realms.filter(({ record }) => record.status === "connected");
-    this.deps.metrics.realms.set({ status: "connected" }, connected.length);
-    this.deps.metrics.realms.set({ status: "disconnected" }, realms.length - connected.length);
-    for (const { record: realm } of connected) {
+    for (const status of RealmStatus.options)
+      this.deps.metrics.realms.set({ status }, realms.filter(({ record }) => record.status === status).length);
+    for (const { record } of realms) {
       if (!this.deps.stillLeader()) return;
+      const realm = await this.#keepRecord(record);
+      if (realm.status !== "connected") continue;
       if (!(await keepTokensAlive(this.deps, realm, this.settings.tokenRefreshAheadMs))) continue;
-      await this.#recordWebhooks(realm);
-      if (this.#awaitingResult(realm)) continue;
+      // Paused: tokens stay fresh, but nothing is published for it until it resumes (then a catch-up).
+      if (realm.paused || this.#awaitingResult(realm)) continue;
       const kind = this.#cdcDue(realm);
       if (kind) this.#runCdc(realm, kind);
     }
@@ -162,13 +169,35 @@ export class ControlLoops {
     });
   }
 
-  /** Keeps each realm's last webhook time in its record, from what this leader saw arrive. */
-  async #recordWebhooks(realm: RealmRecord): Promise<void> {
+  /**
+   * Keeps in the realm's record what this leader sees of it (its last webhook, its dead letters)
+   * and the conditions that follow; writes only what changed. Answers the record as it now is.
+   */
+  async #keepRecord(realm: RealmRecord): Promise<RealmRecord> {
+    const now = this.deps.now();
     const seen = this.#rhythm?.lastSeen(realm.realmId);
-    if (seen === undefined || seen <= (realm.lastWebhookAt ?? 0)) return;
-    await this.deps.registry.update(
-      realm.realmId,
-      (r) => r && { ...r, lastWebhookAt: Math.max(seen, r.lastWebhookAt ?? 0) },
-    );
+    const letters = this.#deadLetters?.of(realm.realmId) ?? 0;
+    const kept = (r: RealmRecord): RealmRecord => {
+      const next = {
+        ...r,
+        ...(seen !== undefined && seen > (r.lastWebhookAt ?? 0) ? { lastWebhookAt: seen } : {}),
+        ...(letters > (r.deadLetters ?? 0) ? { deadLetters: letters } : {}),
+      };
+      return {
+        ...next,
+        conditions: companyConditions(next, r.conditions, { now, silenceMs: this.settings.silenceMs }),
+      };
+    };
+    const changed = (r: RealmRecord, next: RealmRecord) =>
+      next.lastWebhookAt !== r.lastWebhookAt ||
+      next.deadLetters !== r.deadLetters ||
+      !sameConditions(r.conditions, next.conditions ?? []);
+    if (!changed(realm, kept(realm))) return realm;
+    const updated = await this.deps.registry.update(realm.realmId, (r) => {
+      if (!r) return undefined;
+      const next = kept(r);
+      return changed(r, next) ? next : undefined;
+    });
+    return updated ?? realm;
   }
 }

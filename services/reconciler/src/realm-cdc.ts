@@ -165,6 +165,8 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
       lastCdcAt: deps.now(),
       lastCdcResult: "succeeded",
       lastCdcSummary: { kind, found, published: events.length, missed, left, deferred, upTo },
+      missedTotal: (r.missedTotal ?? 0) + missed,
+      ...(full ? { lastFullSyncAt: deps.now() } : {}),
       ...(kind === "daily" ? { lastDailyCdcAt: startedAt } : {}),
     };
   });

@@ -13,6 +13,8 @@ export interface ReconcilerMetrics {
   readonly tokenRefreshes: Counter<"result">;
   readonly leader: Gauge;
   readonly clientRefused: Gauge;
+  /** `qbo_company_status_writes_total{result}`: written, conflict (409, read again), deferred (rate limit). */
+  readonly statusWrites: Counter<"result">;
 }
 
 /** The reconciler's metrics (../shared/DESIGN.md); per-realm detail lives in KV `qbo-realms`, not in labels. */
@@ -61,13 +63,19 @@ export function createReconcilerMetrics(registry: Registry): ReconcilerMetrics {
     }),
     realms: new Gauge({
       name: "qbo_realms",
-      help: "Companies by status (connected, disconnected).",
+      help: "Companies by status (connected, disconnected, awaiting_consent).",
       labelNames: ["status"],
       registers,
     }),
     tokenRefreshes: new Counter({
       name: "qbo_token_refreshes_total",
       help: "Token refreshes by this replica, by result (refreshed, refused: invalid_grant, client_refused: invalid_client, failed).",
+      labelNames: ["result"],
+      registers,
+    }),
+    statusWrites: new Counter({
+      name: "qbo_company_status_writes_total",
+      help: "Status writes to QuickBooksCompany resources, by result (written, conflict: read again and retried, deferred: held back by the rate limit).",
       labelNames: ["result"],
       registers,
     }),

@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { createServer } from "node:http";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type BucketName, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
@@ -13,10 +14,11 @@ import type { ReconcilerConfig } from "./config.js";
 import { ConnectFlows } from "./connect-flows.js";
 import { type ConnectSettings, callbackRoute, connectRoute } from "./connect-routes.js";
 import { ControlLoops } from "./control-loops.js";
-import { KubernetesLeaseLock } from "./leader/kubernetes-lease-lock.js";
+import { defaultKubeConfig, KubernetesLeaseLock } from "./leader/kubernetes-lease-lock.js";
 import { KvLeaderLock } from "./leader/kv-leader-lock.js";
 import { LeaderElector } from "./leader/leader-elector.js";
 import type { LeaderLock } from "./leader/leader-lock.js";
+import { CompanyOperator } from "./operator/company-operator.js";
 import { createReconcilerMetrics } from "./reconciler-metrics.js";
 
 export interface ReconcilerService {
@@ -35,6 +37,8 @@ export interface ReconcilerOptions {
   readonly now?: () => number;
   /** Where leadership is recorded, instead of the one `config.leader` names. */
   readonly lock?: LeaderLock;
+  /** The Kubernetes API for company resources; in a pod, the service account's (the default). */
+  readonly kubeConfig?: KubeConfig;
   /** Rows per page of full listings (QuickBooks' 1,000 by default); tests page small sets. */
   readonly queryPageSize?: number;
 }
@@ -139,10 +143,30 @@ export async function startReconciler(
       cdcConcurrency: config.cdcConcurrency,
     },
   );
+  const operator =
+    config.companyResources &&
+    new CompanyOperator(
+      {
+        kubeConfig: options.kubeConfig ?? defaultKubeConfig(),
+        registry: realms,
+        tokens,
+        store,
+        metrics,
+        logger,
+        now,
+        reconcilerId: config.reconcilerId,
+      },
+      {
+        ...config.companyResources,
+        environment: config.environment,
+        entities: config.entities,
+        silenceMs: config.silenceMs,
+      },
+    );
   const lock =
     options.lock ??
     (config.leader.mode === "kubernetes"
-      ? new KubernetesLeaseLock(config.leader.leaseName, config.leader.namespace)
+      ? new KubernetesLeaseLock(config.leader.leaseName, config.leader.namespace, options.kubeConfig)
       : new KvLeaderLock(await bucket(Buckets.leases)));
   elector = new LeaderElector(
     lock,
@@ -153,6 +177,7 @@ export async function startReconciler(
         metrics.leader.set(1);
         logger.info({ epoch, reconcilerId: config.reconcilerId }, "leading: control loops start");
         loops.start(signal).catch((err: unknown) => logger.error({ err }, "control loops did not start"));
+        operator?.start(signal).catch((err: unknown) => logger.error({ err }, "company resources not watched"));
       },
       stopped: () => {
         metrics.leader.set(0);
@@ -178,6 +203,7 @@ export async function startReconciler(
       server.close();
       server.closeAllConnections();
       await loops.stop();
+      await operator?.stop();
       await elector?.stop();
       await client.drain();
       await closed;

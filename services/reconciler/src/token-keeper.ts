@@ -46,6 +46,7 @@ export async function keepTokensAlive(deps: TokenKeeperDeps, realm: RealmRecord,
           r && {
             ...r,
             status: "disconnected",
+            disconnectedBy: "quickbooks",
             statusReason: `${err.message} (connect the company again: /connect)`,
           },
       );

@@ -32,6 +32,7 @@ const tokens = new KvTokenSource(
   new TokenCipher(Buffer.from(env.TOKEN_KEY, "base64")),
   {
     tokenUrl: `${env.SANDBOX_URL}/oauth2/v1/tokens/bearer`,
+    revokeUrl: `${env.SANDBOX_URL}/v2/oauth2/tokens/revoke`,
     clientId: "client",
     clientSecret: "secret",
     timeoutMs: env.TOKEN_TIMEOUT_MS,

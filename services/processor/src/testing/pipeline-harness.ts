@@ -73,6 +73,7 @@ export async function startPipeline(
   });
   const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas }), new TokenCipher(key), {
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+    revokeUrl: `${sandbox.url}/v2/oauth2/tokens/revoke`,
     clientId: "client",
     clientSecret: "secret",
   });
@@ -151,6 +152,7 @@ export async function startPipeline(
     environment: "sandbox",
     apiBaseUrl: sandbox.url,
     tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
+    revokeUrl: `${sandbox.url}/v2/oauth2/tokens/revoke`,
     authorizeUrl: `${sandbox.url}/connect/oauth2`,
     impliedByApiBaseUrl: [],
     clientId: "client",

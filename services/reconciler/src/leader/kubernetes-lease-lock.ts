@@ -11,7 +11,7 @@ export class KubernetesLeaseLock implements LeaderLock {
   constructor(
     private readonly name: string,
     private readonly namespace: string,
-    kubeConfig: KubeConfig = inClusterOrDefault(),
+    kubeConfig: KubeConfig = defaultKubeConfig(),
   ) {
     this.#api = kubeConfig.makeApiClient(CoordinationV1Api);
     this.description = `Kubernetes Lease ${namespace}/${name}`;
@@ -66,7 +66,8 @@ export class KubernetesLeaseLock implements LeaderLock {
   }
 }
 
-function inClusterOrDefault(): KubeConfig {
+/** In a pod, its service account's access; elsewhere, KUBECONFIG or ~/.kube/config. */
+export function defaultKubeConfig(): KubeConfig {
   const config = new KubeConfig();
   config.loadFromDefault();
   return config;
