@@ -58,7 +58,12 @@ describe("token churn: three processes, random kills, a flaky token endpoint", (
   }, async () => {
     const killed = new Map<string, number>();
     const realms = Array.from({ length: REALMS }, () => sandbox.createCompany().realmId);
-    const source = new KvTokenSource(kv, cipher, { tokenUrl: "unused", clientId: "client", clientSecret: "secret" });
+    const source = new KvTokenSource(kv, cipher, {
+      tokenUrl: "unused",
+      revokeUrl: "unused",
+      clientId: "client",
+      clientSecret: "secret",
+    });
     /** What an operator does for a disconnected company: connect it again. */
     const connect = async (realmId: string) => {
       await source.save(realmId, issuedTokensOf(sandbox.connect("app", realmId), Date.now()));
