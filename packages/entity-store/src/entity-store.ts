@@ -79,22 +79,6 @@ export class EntityStore {
     return byType;
   }
 
-  /**
-   * Removes our copy of the realm and its watermarks (a company removed with its data). Changes
-   * already in the feed stay there: the feed is history.
-   */
-  async forgetRealm(realmId: string): Promise<number> {
-    let removed = 0;
-    for (const kv of [this.entities, this.watermarksKv]) {
-      // Listed in full first: a purge adds a message to the stream the listing reads.
-      const keys: string[] = [];
-      for await (const key of await kv.keys(`${kvKey(realmId)}.>`)) keys.push(key);
-      for (const key of keys) await kv.purge(key);
-      removed += keys.length;
-    }
-    return removed;
-  }
-
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
   async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
     await updateWithCas(this.watermarksKv, kvKey(realmId, entity), (current) =>

@@ -3,5 +3,6 @@ export { EntityStore } from "./entity-store.js";
 export { entityVersionOf, isNewerVersion, StoredEntity } from "./entity-version.js";
 export type { Verdict } from "./entity-versions.js";
 export { EntityVersions } from "./entity-versions.js";
+export { forgetRealmData } from "./forget-realm.js";
 export type { FollowedRealm, RealmFollower } from "./realm-registry.js";
 export { RealmRegistry } from "./realm-registry.js";

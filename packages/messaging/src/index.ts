@@ -11,7 +11,7 @@ export { ensureStream, StreamPinError, streamConfig } from "./ensure-stream.js";
 export type { LastAppended } from "./fenced-appender.js";
 export { FencedAppender } from "./fenced-appender.js";
 export type { KV, KvEntry } from "./kv-bucket.js";
-export { isRevisionConflict, kvKey, openBucket } from "./kv-bucket.js";
+export { isRevisionConflict, kvKey, openBucket, purgeKeys } from "./kv-bucket.js";
 export { updateWithCas } from "./kv-update.js";
 export type { NatsAuth, NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";

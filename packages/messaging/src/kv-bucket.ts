@@ -43,6 +43,16 @@ export async function openBucket(client: NatsClient, name: BucketName, options: 
 }
 
 /** Whether a compare-and-set write lost to another writer (the key's revision moved on). */
+/**
+ * Removes every key of the bucket under `prefix` (`<prefix>.>`) with one stream purge: no
+ * tombstones, and a permission on the bucket's stream purge only, not on writing its keys.
+ * Answers how many stored values went.
+ */
+export async function purgeKeys(client: NatsClient, name: BucketName, prefix: string): Promise<number> {
+  const { purged } = await client.jsm.streams.purge(`KV_${name}`, { filter: `$KV.${name}.${prefix}.>` });
+  return purged;
+}
+
 export function isRevisionConflict(err: unknown): boolean {
   return isWrongLastSequence(err);
 }

@@ -3,7 +3,7 @@ import { type BucketName, Buckets, Streams, Subjects } from "@qbo-webhooks/contr
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureStream } from "./ensure-stream.js";
-import { openBucket } from "./kv-bucket.js";
+import { openBucket, purgeKeys } from "./kv-bucket.js";
 import { NatsClient } from "./nats-client.js";
 import { PublishError, publishDurable } from "./publish-durable.js";
 import { NatsServerProcess } from "./testing/index.js";
@@ -109,6 +109,15 @@ describe("NATS: one user per service, each allowed only its own subjects (charts
     expect(await writes("ordering", Buckets.tokens)).toBe("refused");
     expect(await writes("reconciler", Buckets.entities)).toBe("refused");
     expect(await writes("processor", Buckets.entities)).toBe("written");
+    // A company removed with its data: the reconciler purges its keys, which it may not write.
+    await (await openBucket(as("operator"), Buckets.entities, { replicas: 1 })).put("realm-1.Customer.1", "{}");
+    const purge = (user: User) =>
+      purgeKeys(as(user), Buckets.entities, "realm-1").then(
+        (purged) => purged,
+        () => "refused",
+      );
+    expect(await purge("reconciler")).toBe(1);
+    expect(await purge("ordering")).toBe("refused");
   });
 
   it("nats - the ingress and ordering cannot read the token or connect-flow buckets, nor watch or reconfigure them", async () => {

@@ -150,7 +150,7 @@ export async function startReconciler(
         kubeConfig: options.kubeConfig ?? defaultKubeConfig(),
         registry: realms,
         tokens,
-        store,
+        client,
         metrics,
         logger,
         now,

@@ -20,7 +20,8 @@ import {
   type RealmRecord,
   rfc3339,
 } from "@qbo-webhooks/contracts";
-import type { EntityStore, RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
+import { forgetRealmData, type RealmFollower, type RealmRegistry } from "@qbo-webhooks/entity-store";
+import type { NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { KvTokenSource } from "@qbo-webhooks/quickbooks";
 import pThrottle from "p-throttle";
@@ -57,7 +58,7 @@ export interface OperatorDeps {
   readonly kubeConfig: KubeConfig;
   readonly registry: RealmRegistry;
   readonly tokens: KvTokenSource;
-  readonly store: EntityStore;
+  readonly client: NatsClient;
   readonly metrics: ReconcilerMetrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -411,7 +412,7 @@ export class CompanyOperator {
         throw err;
       }
       await this.deps.registry.remove(spec.realmId);
-      const removed = spec.deletionPolicy === "Delete" ? await this.deps.store.forgetRealm(spec.realmId) : 0;
+      const removed = spec.deletionPolicy === "Delete" ? await forgetRealmData(this.deps.client, spec.realmId) : 0;
       await this.#event(
         resource,
         "Normal",
