@@ -155,6 +155,7 @@ export async function startReconciler(
         logger,
         now,
         reconcilerId: config.reconcilerId,
+        stillLeader: () => elector?.isLeader() === true && !closing,
       },
       {
         ...config.companyResources,

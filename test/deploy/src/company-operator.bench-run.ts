@@ -105,6 +105,8 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
         SILENCE_MS: "60000",
         SILENCE_MIN_MS: "10000",
         LOG_LEVEL: "warn",
+        // For experiments (heap limits, snapshots): BENCH_RECONCILER_NODE_OPTIONS.
+        NODE_OPTIONS: process.env.BENCH_RECONCILER_NODE_OPTIONS ?? "",
       },
       stdio: ["ignore", "ignore", "inherit"],
     });

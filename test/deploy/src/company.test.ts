@@ -374,5 +374,32 @@ describe.skipIf(tools.missing !== undefined)(
       await apply("after-failover", { realmId: company.realmId });
       await until("after-failover", "Connected", "False", "AwaitingConsent");
     }, 120_000);
+
+    it("company - a paused leader (SIGSTOP) is replaced, and when it wakes it has stopped leading while the other leads on", async () => {
+      await spawnReconciler("rec-c");
+      const alive = reconcilers.filter(({ child }) => child.exitCode === null && child.signalCode === null);
+      await expect
+        .poll(async () => (await Promise.all(alive.map(leads))).filter(Boolean).length, { timeout: 20_000 })
+        .toBe(1);
+      const flags = await Promise.all(alive.map(leads));
+      const leader = alive[flags.indexOf(true)];
+      const other = alive[flags.indexOf(false)];
+      if (!leader || !other) throw new Error("no leader, or no other replica");
+      leader.child.kill("SIGSTOP");
+      const pausedAt = performance.now();
+      try {
+        await expect.poll(() => leads(other), { timeout: 30_000, interval: 200 }).toBe(true);
+        // Measured 9.2 s on this 2-core machine with the API server under load; the kill -9 case above stays within the lease.
+        expect(performance.now() - pausedAt).toBeLessThan(2 * LEASE_MS);
+      } finally {
+        leader.child.kill("SIGCONT");
+      }
+      // Awake, it finds its renew deadline long past: it has stopped, and the other leads on.
+      await expect.poll(() => leads(leader), { timeout: 5000, interval: 100 }).toBe(false);
+      expect(await leads(other)).toBe(true);
+      const company = pipeline.sandbox.createCompany();
+      await apply("after-pause", { realmId: company.realmId });
+      await until("after-pause", "Connected", "False", "AwaitingConsent");
+    }, 120_000);
   },
 );

@@ -10,3 +10,6 @@ export const SERVICE_VARIABLES = {
   processor: Object.keys(ProcessorEnv.shape),
   reconciler: Object.keys(ReconcilerEnv.shape),
 };
+
+/** Variables the chart sets for the runtime, not for a service's own configuration. */
+export const RUNTIME_VARIABLES = ["NODE_OPTIONS"];

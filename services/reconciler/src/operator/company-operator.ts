@@ -24,6 +24,7 @@ import { forgetRealmData, type RealmFollower, type RealmRegistry } from "@qbo-we
 import type { NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { KvTokenSource } from "@qbo-webhooks/quickbooks";
+import pLimit from "p-limit";
 import pThrottle from "p-throttle";
 import type { ReconcilerMetrics } from "../reconciler-metrics.js";
 import {
@@ -64,8 +65,12 @@ export interface OperatorDeps {
   readonly now: () => number;
   /** Named in the Events this replica reports. */
   readonly reconcilerId: string;
+  /** Whether this replica still leads: checked right before each write (a paused leader wakes up deposed). */
+  readonly stillLeader: () => boolean;
 }
 
+/** Resources reconciled at once. */
+const RECONCILES_AT_ONCE = 8;
 /** After a failure (the API server, QuickBooks' revocation), a resource is tried again this much later. */
 const RETRY_MS = 5000;
 
@@ -81,7 +86,12 @@ const RETRY_MS = 5000;
 export class CompanyOperator {
   readonly #api: CustomObjectsApi;
   readonly #events: EventsV1Api;
-  readonly #queue = new Set<string>();
+  /** Keys waiting for a slot, keys being reconciled, and keys to reconcile again once their run ends. */
+  readonly #queued = new Set<string>();
+  readonly #inFlight = new Set<string>();
+  readonly #again = new Set<string>();
+  readonly #runs = new Set<Promise<void>>();
+  readonly #slots = pLimit(RECONCILES_AT_ONCE);
   readonly #later = new Map<string, NodeJS.Timeout>();
   /** Resource names per realm id, as the informer last told. */
   readonly #namesByRealm = new Map<string, Set<string>>();
@@ -90,7 +100,6 @@ export class CompanyOperator {
   #informer: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>) | undefined;
   #realms: RealmFollower | undefined;
   #resync: NodeJS.Timeout | undefined;
-  #draining: Promise<void> | undefined;
   #running = false;
 
   constructor(
@@ -153,10 +162,12 @@ export class CompanyOperator {
     clearInterval(this.#resync);
     for (const timer of this.#later.values()) clearTimeout(timer);
     this.#later.clear();
-    this.#queue.clear();
+    this.#slots.clearQueue();
+    this.#queued.clear();
+    this.#again.clear();
     this.#realms?.stop();
     await this.#informer?.stop();
-    await this.#draining;
+    await Promise.all(this.#runs);
   }
 
   #enqueueAll(): void {
@@ -164,12 +175,18 @@ export class CompanyOperator {
     for (const { record } of this.#realms?.list() ?? []) this.#enqueue(adoptKey(record.realmId));
   }
 
+  /** Reconciles the key soon: a few keys at once (the API server's answers take time), each key one run at a time. */
   #enqueue(key: string): void {
     if (!this.#running) return;
-    this.#queue.add(key);
-    this.#draining ??= this.#drain().finally(() => {
-      this.#draining = undefined;
-    });
+    if (this.#inFlight.has(key)) {
+      this.#again.add(key);
+      return;
+    }
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
+    const run = this.#slots(() => this.#run(key));
+    this.#runs.add(run);
+    void run.finally(() => this.#runs.delete(run));
   }
 
   /** Reconciles the key again after `ms` (a rate limit, or a failure to retry). */
@@ -184,17 +201,19 @@ export class CompanyOperator {
     );
   }
 
-  async #drain(): Promise<void> {
-    for (const key of this.#queue) {
-      this.#queue.delete(key);
-      if (!this.#running) return;
-      try {
-        if (key.startsWith(ADOPT)) await this.#adopt(key.slice(ADOPT.length));
-        else await this.#reconcile(key);
-      } catch (err) {
-        this.deps.logger.warn({ err, key }, "company reconcile failed; trying again");
-        this.#enqueueIn(key, RETRY_MS);
-      }
+  async #run(key: string): Promise<void> {
+    this.#queued.delete(key);
+    if (!this.#running || !this.deps.stillLeader()) return;
+    this.#inFlight.add(key);
+    try {
+      if (key.startsWith(ADOPT)) await this.#adopt(key.slice(ADOPT.length));
+      else await this.#reconcile(key);
+    } catch (err) {
+      this.deps.logger.warn({ err, key }, "company reconcile failed; trying again");
+      this.#enqueueIn(key, RETRY_MS);
+    } finally {
+      this.#inFlight.delete(key);
+      if (this.#again.delete(key)) this.#enqueue(key);
     }
   }
 
@@ -242,6 +261,11 @@ export class CompanyOperator {
     return undefined;
   }
 
+  /** @throws when this replica no longer leads: whatever it was about to write is the next leader's. */
+  #mustLead(): void {
+    if (!this.deps.stillLeader()) throw new Error("no longer leading");
+  }
+
   /** Makes the company's record say what the resource asks: registered (awaiting consent if new), paused or not, its entity types. */
   async #register(resource: CompanyResource): Promise<RealmRecord> {
     const { spec } = resource;
@@ -249,6 +273,7 @@ export class CompanyOperator {
     const matches = (r: RealmRecord) => (r.paused ?? false) === spec.paused && isDeepStrictEqual(r.entities, entities);
     const followed = this.#realms?.get(spec.realmId);
     if (followed && matches(followed)) return followed;
+    this.#mustLead();
     const updated = await this.deps.registry.update(spec.realmId, (r) => {
       if (r) return matches(r) ? undefined : { ...r, paused: spec.paused, entities };
       return {
@@ -294,16 +319,17 @@ export class CompanyOperator {
       }
       try {
         const { group, version, plural } = COMPANY_API;
-        await this.#throttle(() =>
-          this.#api.replaceNamespacedCustomObjectStatus({
+        await this.#throttle(() => {
+          this.#mustLead();
+          return this.#api.replaceNamespacedCustomObjectStatus({
             group,
             version,
             plural,
             namespace: this.settings.namespace,
             name,
             body: { ...current, status },
-          }),
-        );
+          });
+        });
         this.#lastWrite.set(name, performance.now());
         this.deps.metrics.statusWrites.inc({ result: "written" });
         await this.#reportTransitions(current, status);
@@ -376,6 +402,7 @@ export class CompanyOperator {
 
   /** Sets the resource's finalizers, on the version read (a conflict fails: the next reconcile reads again). */
   async #setFinalizers(resource: CompanyResource, finalizers: string[]): Promise<CompanyResource> {
+    this.#mustLead();
     const { group, version, plural } = COMPANY_API;
     const patched = await this.#api.patchNamespacedCustomObject(
       {
@@ -405,6 +432,7 @@ export class CompanyOperator {
     // Another resource still stands for the company (this one was a duplicate): it keeps it.
     if (others.length === 0 && this.#refusal(resource)?.reason !== "WrongEnvironment") {
       try {
+        this.#mustLead();
         await this.deps.tokens.revoke(spec.realmId);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
@@ -437,6 +465,7 @@ export class CompanyOperator {
     const { group, version, plural, kind } = COMPANY_API;
     const name = `realm-${realmId}`;
     try {
+      this.#mustLead();
       await this.#api.createNamespacedCustomObject({
         group,
         version,
