@@ -27,11 +27,18 @@ export class RealmRegistry {
   /**
    * Follows every realm's record as it changes, through one watch for as long as it runs (a
    * process that lists the realms every few seconds would leave a consumer on the server each time).
-   * `changed` hears of each realm whose record changed or went.
+   * `changed` hears of each realm whose record changed or went. Resolves once every record stored
+   * when it was called is known: a processor must not take a paused company for a running one.
    */
   async follow(changed?: (realmId: string) => void): Promise<RealmFollower> {
+    const stored = (await this.kv.status()).values;
     const watch = await this.kv.watch();
     const records = new Map<string, FollowedRealm>();
+    let loaded = () => {};
+    const initialized = new Promise<void>((resolve) => {
+      loaded = resolve;
+    });
+    if (stored === 0) loaded();
     void (async () => {
       for await (const entry of watch) {
         const realmId = records.get(entry.key)?.record.realmId;
@@ -43,8 +50,12 @@ export class RealmRegistry {
           records.delete(entry.key);
           if (realmId !== undefined) changed?.(realmId);
         }
+        // The last of the values stored when the watch began (none pending after it), or anything newer.
+        if (entry.isUpdate || entry.delta === 0) loaded();
       }
+      loaded();
     })();
+    await initialized;
     return {
       list: () => [...records.values()].sort((a, b) => a.record.realmId.localeCompare(b.record.realmId)),
       get: (realmId) => records.get(kvKey(realmId))?.record,

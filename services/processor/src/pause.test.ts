@@ -75,4 +75,22 @@ describe("processor: a paused company", () => {
     }
     expect(await held()).toBe(0);
   });
+
+  it("pause - a processor that starts while a company is paused holds the events waiting for it", {
+    timeout: 90_000,
+  }, async () => {
+    const [paused] = pipeline.realms as [Company, Company];
+    await setPaused(paused.realmId, true);
+    await processor.close();
+    const waiting = pipeline.steppedTraffic(43, { realms: [paused] });
+    for (let round = 0; round < 3; round++) waiting.step(20);
+    const feedBefore = (await pipeline.feedCopy())[paused.realmId];
+    // The new replica takes the partitions with the events already waiting: not one may be applied.
+    processor = await startProcessor(pipeline.processorConfig("p2", "cdc", { url: app.url }), logger);
+    await expect.poll(held, { timeout: 20_000 }).toBeGreaterThan(0);
+    expect((await pipeline.feedCopy())[paused.realmId]).toEqual(feedBefore);
+    await setPaused(paused.realmId, false);
+    await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(pipeline.truth());
+    expect(app.problems).toEqual([]);
+  });
 });
