@@ -8,7 +8,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KubeConfig } from "@kubernetes/client-node";
 import { printTable, type Row, writeResults } from "@qbo-webhooks/bench/report";
 import { Buckets } from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
@@ -24,7 +23,6 @@ const SECONDS = Number(process.env.BENCH_COMPANY_SECONDS ?? 180);
 const CHART = fileURLToPath(new URL("../../../charts/qbo-webhooks", import.meta.url));
 const RECONCILER = fileURLToPath(new URL("../../../services/reconciler/dist/reconciler.mjs", import.meta.url));
 const NAMESPACE = "bench";
-const ACCOUNT = "qbo-qbo-webhooks-reconciler";
 const tools = await k8sTools();
 
 it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources`, { timeout: 1_800_000 }, async () => {
@@ -33,28 +31,7 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
   let child: ChildProcess | undefined;
   const dir = await mkdtemp(join(tmpdir(), "qbo-company-bench-"));
   try {
-    await plane.helm([
-      "install",
-      "qbo",
-      CHART,
-      "-n",
-      NAMESPACE,
-      "--create-namespace",
-      "--set",
-      "secrets.verifierTokens=v",
-      "--set",
-      "secrets.clientId=c",
-      "--set",
-      "secrets.clientSecret=s",
-    ]);
-    const token = (await plane.kubectl(["create", "token", ACCOUNT, "-n", NAMESPACE, "--duration=2h"])).trim();
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "bench", server: plane.server, caFile: plane.caFile }],
-      users: [{ name: ACCOUNT, token }],
-      contexts: [{ name: "bench", cluster: "bench", user: ACCOUNT, namespace: NAMESPACE }],
-      currentContext: "bench",
-    });
+    const { account, config } = await plane.installAsReconciler(CHART, NAMESPACE);
     await writeFile(join(dir, "kubeconfig"), config.exportConfig());
 
     // Connected companies (tokens stored by the harness), each with its resource.
@@ -98,7 +75,7 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
         RECONCILER_ID: "bench-leader",
         KUBECONFIG: join(dir, "kubeconfig"),
         LEADER_ELECTION: "kubernetes",
-        LEADER_LEASE_NAME: ACCOUNT,
+        LEADER_LEASE_NAME: account,
         POD_NAMESPACE: NAMESPACE,
         COMPANY_RESOURCES: "true",
         // Webhooks silent for a minute count: conditions keep changing through the run.

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ApiException, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { ApiException, CustomObjectsApi } from "@kubernetes/client-node";
 import { Buckets, ENTITY_NAMES } from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { kvKey, openBucket } from "@qbo-webhooks/messaging";
@@ -64,29 +64,8 @@ describe.skipIf(tools.missing !== undefined)(
 
     beforeAll(async () => {
       plane = await ControlPlane.start(tools);
-      await plane.helm([
-        "install",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NAMESPACE,
-        "--create-namespace",
-        "--set",
-        "secrets.verifierTokens=v",
-        "--set",
-        "secrets.clientId=c",
-        "--set",
-        "secrets.clientSecret=s",
-      ]);
       // The reconcilers run as the chart's ServiceAccount: what its Role allows is all they may do.
-      const token = (await plane.kubectl(["create", "token", ACCOUNT, "-n", NAMESPACE, "--duration=1h"])).trim();
-      const config = new KubeConfig();
-      config.loadFromOptions({
-        clusters: [{ name: "test", server: plane.server, caFile: plane.caFile }],
-        users: [{ name: ACCOUNT, token }],
-        contexts: [{ name: "test", cluster: "test", user: ACCOUNT, namespace: NAMESPACE }],
-        currentContext: "test",
-      });
+      const { config } = await plane.installAsReconciler(CHART, NAMESPACE);
       api = config.makeApiClient(CustomObjectsApi);
       dir = await mkdtemp(join(tmpdir(), "qbo-company-"));
       await writeFile(join(dir, "kubeconfig"), config.exportConfig());

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
 import { freePort } from "@qbo-webhooks/messaging/testing";
 
 const run = promisify(execFile);
@@ -211,6 +212,34 @@ export class ControlPlane {
       child.kill("SIGTERM");
       await exited;
     };
+  }
+
+  /**
+   * Installs the chart (release `qbo`, the least secrets it needs) in `namespace`, and answers a
+   * KubeConfig acting as the reconciler's ServiceAccount there: what the chart's Role allows is all
+   * its clients may do.
+   */
+  async installAsReconciler(chart: string, namespace: string): Promise<{ account: string; config: KubeConfig }> {
+    const secrets = ["secrets.verifierTokens=v", "secrets.clientId=c", "secrets.clientSecret=s"];
+    await this.helm([
+      "install",
+      "qbo",
+      chart,
+      "-n",
+      namespace,
+      "--create-namespace",
+      ...secrets.flatMap((s) => ["--set", s]),
+    ]);
+    const account = "qbo-qbo-webhooks-reconciler";
+    const token = (await this.kubectl(["create", "token", account, "-n", namespace, "--duration=2h"])).trim();
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: "test", server: this.server, caFile: this.caFile }],
+      users: [{ name: account, token }],
+      contexts: [{ name: "test", cluster: "test", user: account, namespace }],
+      currentContext: "test",
+    });
+    return { account, config };
   }
 
   /** Runs helm (3 unless asked for 4) against this API server. */

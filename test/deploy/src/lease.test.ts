@@ -1,5 +1,4 @@
 import { fileURLToPath } from "node:url";
-import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "@qbo-webhooks/observability";
 import { KubernetesLeaseLock, leaderLockContract } from "@qbo-webhooks/reconciler/testing/leader-lock-contract";
 import { describe } from "vitest";
@@ -10,7 +9,6 @@ import { ControlPlane, k8sTools } from "./control-plane.js";
 // ServiceAccount, whose Role may create Leases and read and update only the one the chart names.
 const CHART = fileURLToPath(new URL("../../../charts/qbo-webhooks", import.meta.url));
 const NAMESPACE = "lease";
-const RELEASE = "qbo";
 const tools = await k8sTools();
 const logger = createLogger({ service: "lease-test", level: "silent" });
 
@@ -21,29 +19,7 @@ describe.skipIf(tools.missing !== undefined)(
       "a real kube-apiserver, with the chart's reconciler ServiceAccount and Role",
       async () => {
         const plane = await ControlPlane.start(tools);
-        await plane.helm([
-          "install",
-          RELEASE,
-          CHART,
-          "--namespace",
-          NAMESPACE,
-          "--create-namespace",
-          "--set",
-          "secrets.verifierTokens=v",
-          "--set",
-          "secrets.clientId=c",
-          "--set",
-          "secrets.clientSecret=s",
-        ]);
-        const account = `${RELEASE}-qbo-webhooks-reconciler`;
-        const token = (await plane.kubectl(["create", "token", account, "-n", NAMESPACE])).trim();
-        const config = new KubeConfig();
-        config.loadFromOptions({
-          clusters: [{ name: "test", server: plane.server, caFile: plane.caFile }],
-          users: [{ name: account, token }],
-          contexts: [{ name: "test", cluster: "test", user: account, namespace: NAMESPACE }],
-          currentContext: "test",
-        });
+        const { account, config } = await plane.installAsReconciler(CHART, NAMESPACE);
         return {
           // The Role names one Lease (LEADER_LEASE_NAME): every test of the contract uses it.
           lock: async () => new KubernetesLeaseLock(account, NAMESPACE, config),
