@@ -63,8 +63,9 @@ export function wantedEntities(spec: CompanySpec, defaults: readonly EntityName[
 }
 
 /**
- * The status a resource should show for its company's record: the record's conditions (kept by
- * the leader's loops, `company-conditions`) stamped with the generation observed, and its times.
+ * The status a resource should show for its company's record: `conditions` (judged from the record
+ * by `company-conditions`, the rule the leader's loops also keep in the record) stamped with the
+ * generation observed, and the record's times.
  */
 export function companyStatus(
   record: RealmRecord,
