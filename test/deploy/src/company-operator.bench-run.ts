@@ -17,6 +17,7 @@ import { startPipeline } from "@qbo-webhooks/processor/testing";
 import { expect, it } from "vitest";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
+import { companyReconcilerEnv } from "./reconciler-env.js";
 
 const COMPANIES = Number(process.env.BENCH_COMPANIES ?? 1000);
 const SECONDS = Number(process.env.BENCH_COMPANY_SECONDS ?? 180);
@@ -57,31 +58,20 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
     await plane.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
 
     const opsPort = await freePort();
-    const env = pipeline.processorEnv("bench-leader");
     const started = performance.now();
     child = spawn(process.execPath, [RECONCILER], {
       env: {
-        PATH: process.env.PATH ?? "",
-        NATS_URL: env.NATS_URL ?? "",
-        QBO_API_BASE_URL: env.QBO_API_BASE_URL ?? "",
-        QBO_CLIENT_ID: "client",
-        QBO_CLIENT_SECRET: "secret",
-        TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY ?? "",
-        QBO_ENVIRONMENT: "sandbox",
-        HTTP_PORT: String(await freePort()),
-        HTTP_HOST: "127.0.0.1",
-        OPS_PORT: String(opsPort),
-        OPS_HOST: "127.0.0.1",
-        RECONCILER_ID: "bench-leader",
-        KUBECONFIG: join(dir, "kubeconfig"),
-        LEADER_ELECTION: "kubernetes",
-        LEADER_LEASE_NAME: account,
-        POD_NAMESPACE: NAMESPACE,
-        COMPANY_RESOURCES: "true",
+        ...companyReconcilerEnv(pipeline, {
+          id: "bench-leader",
+          port: await freePort(),
+          opsPort,
+          kubeconfig: join(dir, "kubeconfig"),
+          namespace: NAMESPACE,
+          leaseName: account,
+        }),
         // Webhooks silent for a minute count: conditions keep changing through the run.
         SILENCE_MS: "60000",
         SILENCE_MIN_MS: "10000",
-        LOG_LEVEL: "warn",
         // For experiments (heap limits, snapshots): BENCH_RECONCILER_NODE_OPTIONS.
         NODE_OPTIONS: process.env.BENCH_RECONCILER_NODE_OPTIONS ?? "",
       },

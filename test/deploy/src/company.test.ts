@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
+import { companyReconcilerEnv } from "./reconciler-env.js";
 
 // QuickBooksCompany resources on a real kube-apiserver, as the chart installs them (its CRD, and
 // the reconciler's ServiceAccount and Role), managed by reconciler processes against the sandbox:
@@ -85,37 +86,26 @@ describe.skipIf(tools.missing !== undefined)(
 
     async function spawnReconciler(id: string) {
       const [port, opsPort] = [await freePort(), await freePort()];
-      const env = pipeline.processorEnv(id);
       const child = spawn(process.execPath, [RECONCILER], {
         env: {
-          PATH: process.env.PATH ?? "",
-          NATS_URL: env.NATS_URL ?? "",
-          QBO_API_BASE_URL: env.QBO_API_BASE_URL ?? "",
-          QBO_CLIENT_ID: "client",
-          QBO_CLIENT_SECRET: "secret",
-          TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY ?? "",
-          QBO_ENVIRONMENT: "sandbox",
+          ...companyReconcilerEnv(pipeline, {
+            id,
+            port,
+            opsPort,
+            kubeconfig: join(dir, "kubeconfig"),
+            namespace: NAMESPACE,
+            leaseName: ACCOUNT,
+          }),
           QBO_ENTITIES: "Customer,Invoice",
-          HTTP_PORT: String(port),
-          HTTP_HOST: "127.0.0.1",
-          OPS_PORT: String(opsPort),
-          OPS_HOST: "127.0.0.1",
           OPERATOR_TOKEN,
           QBO_REDIRECT_URI: `http://127.0.0.1:${port}/oauth/callback`,
-          RECONCILER_ID: id,
-          KUBECONFIG: join(dir, "kubeconfig"),
-          LEADER_ELECTION: "kubernetes",
-          LEADER_LEASE_NAME: ACCOUNT,
-          POD_NAMESPACE: NAMESPACE,
           LEADER_LEASE_MS: String(LEASE_MS),
           LEADER_RENEW_DEADLINE_MS: "4000",
           LEADER_RETRY_MS: "500",
-          COMPANY_RESOURCES: "true",
           CONNECT_URL_BASE: `http://127.0.0.1:${opsPort}`,
           STATUS_MIN_INTERVAL_MS: "1000",
           COMPANY_RESYNC_MS: "5000",
           LOOP_INTERVAL_MS: "500",
-          LOG_LEVEL: "warn",
         },
         stdio: ["ignore", "ignore", "inherit"],
       });
