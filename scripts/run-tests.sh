@@ -15,6 +15,8 @@ bash scripts/setup.sh || exit 1
 # The chart's tests run helm, kubeconform and a real Kubernetes control plane: built once per machine
 # (about an hour of CPU), then cached.
 bash scripts/ensure-k8s-tools.sh || exit 1
+# The alert rules' tests run promtool; the alerting drill, Prometheus and Alertmanager (Debian's packages).
+bash scripts/ensure-prometheus.sh || exit 1
 rm -rf packages/*/.vitest services/*/.vitest test/*/.vitest
 # Setup built everything the tests load; the lanes run the test tasks alone (--only), so that two
 # turbo processes never write the same build outputs.

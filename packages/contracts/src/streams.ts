@@ -1,4 +1,3 @@
-/** Pipeline stages that can dead-letter; each has its subject `qbo.dlq.<stage>`. */
 /** The stages that dead-letter what they cannot handle, each to `qbo.dlq.<stage>`. */
 export const DLQ_STAGES = ["ingress", "ordering", "processor", "delivery"] as const;
 export type DlqStage = (typeof DLQ_STAGES)[number];

@@ -4,6 +4,7 @@ import { Counter } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMetricsRegistry } from "./metrics-registry.js";
 import { createOpsServer } from "./ops-server.js";
+import { VERSION } from "./version.js";
 
 describe("ops-server", () => {
   const servers: ReturnType<typeof createOpsServer>[] = [];
@@ -40,6 +41,16 @@ describe("ops-server", () => {
     const text = await response.text();
     expect(text).toContain('qbo_test_total{service="test"} 1');
     expect(text).toContain("process_cpu_seconds_total");
+  });
+
+  it("ops-server - qbo_ready says what readyz answers, and qbo_build_info the version", async () => {
+    let ready = false;
+    const base = await serve(() => ready);
+    const metrics = async () => (await fetch(`${base}/metrics`)).text();
+    expect(await metrics()).toContain('qbo_ready{service="test"} 0');
+    ready = true;
+    expect(await metrics()).toContain('qbo_ready{service="test"} 1');
+    expect(await metrics()).toContain(`qbo_build_info{version="${VERSION}",service="test"} 1`);
   });
 
   it("ops-server - other paths are 404", async () => {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
 
 export interface OpsEndpoints {
   readonly registry: Registry;
@@ -10,6 +10,26 @@ export interface OpsEndpoints {
    * answers 503 and lists them, one per line.
    */
   readonly problems?: () => readonly string[];
+}
+
+/**
+ * The endpoints, with `qbo_ready` registered: 1 while `/readyz` would answer 200. Alerts read it (a
+ * pod that is up but cannot work counts as missing); call once per registry.
+ */
+export function exportReadiness(endpoints: OpsEndpoints): OpsEndpoints {
+  new Gauge({
+    name: "qbo_ready",
+    help: "1 while this replica can do its work (what /readyz answers), 0 while it cannot.",
+    registers: [endpoints.registry],
+    collect() {
+      this.set(isReady(endpoints) ? 1 : 0);
+    },
+  });
+  return endpoints;
+}
+
+function isReady(endpoints: OpsEndpoints): boolean {
+  return endpoints.isReady() && (endpoints.problems?.() ?? []).length === 0;
 }
 
 /**
@@ -24,9 +44,8 @@ export function handleOpsRequest(endpoints: OpsEndpoints, req: IncomingMessage, 
       reply(res, 200, "text/plain", "ok\n");
       return true;
     case "/readyz": {
-      const problems = endpoints.problems?.() ?? [];
-      const ready = endpoints.isReady() && problems.length === 0;
-      const lines = [ready ? "ready" : "not ready", ...problems];
+      const ready = isReady(endpoints);
+      const lines = [ready ? "ready" : "not ready", ...(endpoints.problems?.() ?? [])];
       reply(res, ready ? 200 : 503, "text/plain", `${lines.join("\n")}\n`);
       return true;
     }
@@ -45,8 +64,12 @@ function reply(res: ServerResponse, status: number, contentType: string, body: s
   res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" }).end(body);
 }
 
-/** A standalone server for the ops endpoints, for services with no HTTP port of their own. */
+/**
+ * A standalone server for the ops endpoints (readiness exported), for services with no HTTP port of
+ * their own.
+ */
 export function createOpsServer(endpoints: OpsEndpoints): Server {
+  exportReadiness(endpoints);
   return createServer((req, res) => {
     if (!handleOpsRequest(endpoints, req, res)) reply(res, 404, "text/plain", "not found\n");
   });

@@ -60,6 +60,9 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
+/** 499, as nginx logs it: the client left before any answer was sent. */
+const CLIENT_CLOSED = 499;
+
 /** Starts the request's span and records its metrics once the answer is sent. */
 function observeWebhookRequest(deps: AppDeps) {
   return (req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
@@ -75,10 +78,11 @@ function observeWebhookRequest(deps: AppDeps) {
     res.locals.span = span;
     res.once("close", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      // 499, as nginx logs it: the client left before any answer was sent.
-      const status = res.headersSent ? res.statusCode : 499;
+      const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
       const reason = res.locals.reason ?? (res.headersSent ? "internal_error" : "client_closed");
-      deps.metrics.ackDuration.observe({ outcome: outcomeOf(status) }, seconds);
+      const outcome = outcomeOf(status);
+      deps.metrics.ackDuration.observe({ outcome }, seconds);
+      deps.metrics.lastAnswer.setToCurrentTime({ outcome });
       deps.metrics.requests.inc({ code: String(status), reason });
       span.setAttributes({ "http.response.status_code": status, "qbo.webhook.reason": reason });
       if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
@@ -90,7 +94,8 @@ function observeWebhookRequest(deps: AppDeps) {
 
 function outcomeOf(status: number): AckOutcome {
   if (status < 300) return "accepted";
-  return status < 500 ? "rejected" : "failed";
+  // 499: QuickBooks hung up before the answer (its 3 s passed); it counts that as a failed delivery.
+  return status < 500 && status !== CLIENT_CLOSED ? "rejected" : "failed";
 }
 
 function httpStatusOf(err: unknown): number | undefined {

@@ -20,13 +20,17 @@ export type WebhookReason =
   /** The client hung up before it got an answer. */
   | "client_closed";
 
-/** Coarse result for the latency histogram: what QuickBooks saw. */
+/**
+ * What QuickBooks saw: accepted (2xx), rejected (4xx: not its delivery, or refused as unsigned or too
+ * large), failed (5xx, or no answer before the client left): a failed delivery it retries.
+ */
 export type AckOutcome = "accepted" | "rejected" | "failed";
 
 export interface IngressMetrics {
   readonly ackDuration: Histogram<"outcome">;
   readonly requests: Counter<"code" | "reason">;
   readonly lastReceived: Gauge;
+  readonly lastAnswer: Gauge<"outcome">;
 }
 
 /** The ingress metrics of DESIGN.md, registered on the service's registry. */
@@ -49,6 +53,12 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
     lastReceived: new Gauge({
       name: "qbo_webhook_last_received_timestamp_seconds",
       help: "Unix time of the last correctly signed notification; silence means QuickBooks stopped delivering.",
+      registers: [registry],
+    }),
+    lastAnswer: new Gauge({
+      name: "qbo_webhook_last_answer_timestamp_seconds",
+      help: "Unix time of the last answer by outcome; a failed answer newer than the last accepted one means QuickBooks' last delivery failed.",
+      labelNames: ["outcome"],
       registers: [registry],
     }),
   };

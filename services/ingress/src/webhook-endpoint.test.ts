@@ -281,11 +281,28 @@ describe("ingress webhook endpoint", () => {
     expect(response.status).toBe(503);
     expect(elapsed).toBeLessThan(3000);
     await expect.poll(async () => (await fetch(`${ops}/readyz`)).status).toBe(503);
+    // What the alerts read: QuickBooks' last delivery failed (a failure newer than the last 200), and not ready.
+    const lastAnswers = async () => {
+      const text = await (await fetch(`${ops}/metrics`)).text();
+      const at = (outcome: string) =>
+        Number(
+          new RegExp(`qbo_webhook_last_answer_timestamp_seconds\\{[^}]*outcome="${outcome}"[^}]*\\} (\\S+)`).exec(
+            text,
+          )?.[1],
+        );
+      return { accepted: at("accepted"), failed: at("failed"), ready: /qbo_ready\{[^}]*\} 1/.test(text) };
+    };
+    const failing = await lastAnswers();
+    expect(failing.failed).toBeGreaterThanOrEqual(failing.accepted);
+    expect(failing.ready).toBe(false);
 
     await server.restart();
     await expect.poll(async () => (await fetch(`${ops}/readyz`)).status, { timeout: 15_000 }).toBe(200);
     const body = sampleCloudEventBody(1);
     expect((await post(body)).status).toBe(200);
+    const healed = await lastAnswers();
+    expect(healed.accepted).toBeGreaterThan(healed.failed);
+    expect(healed.ready).toBe(true);
     await expect.poll(() => reader.connected, { timeout: 15_000 }).toBe(true);
     const stored = await messages(Streams.webhooks.name);
     expect(stored.map((msg) => Buffer.from(msg.data).toString())).toContain(body);

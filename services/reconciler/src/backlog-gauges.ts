@@ -1,4 +1,4 @@
-import { type RealmRecord, Streams } from "@qbo-webhooks/contracts";
+import { DLQ_STAGES, type RealmRecord, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { consumerBacklog, type NatsClient, oldestWaitingSeconds } from "@qbo-webhooks/messaging";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
 
@@ -21,8 +21,11 @@ export async function publishBacklog(
     metrics.consumerPending.set({ stream, consumer }, pending);
   }
   for (const spec of Object.values(Streams)) {
-    const { config, state } = await jsm.streams.info(spec.name);
-    if (spec.name === Streams.dlq.name) metrics.dlqMessages.set(state.messages);
+    const dlq = spec.name === Streams.dlq.name;
+    // The DLQ's per-subject counts say which stage dead-lettered what.
+    const { config, state } = await jsm.streams.info(spec.name, dlq ? { subjects_filter: ">" } : undefined);
+    if (dlq)
+      for (const stage of DLQ_STAGES) metrics.dlqMessages.set({ stage }, state.subjects?.[Subjects.dlq(stage)] ?? 0);
     if (config.max_bytes > 0) metrics.streamFill.set({ stream: spec.name }, state.bytes / config.max_bytes);
     // Wall time, not the QuickBooks clock `now` (a sandbox may run that faster).
     if (spec.retention === "work") metrics.oldestUnprocessed.set({ stream: spec.name }, oldestWaitingSeconds(state));

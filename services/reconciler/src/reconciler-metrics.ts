@@ -6,7 +6,7 @@ export interface ReconcilerMetrics {
   readonly repairs: Counter;
   readonly cdcLag: Gauge;
   readonly consumerPending: Gauge<"stream" | "consumer">;
-  readonly dlqMessages: Gauge;
+  readonly dlqMessages: Gauge<"stage">;
   readonly streamFill: Gauge<"stream">;
   readonly oldestUnprocessed: Gauge<"stream">;
   readonly realms: Gauge<"status">;
@@ -48,7 +48,12 @@ export function createReconcilerMetrics(registry: Registry): ReconcilerMetrics {
       labelNames: ["stream", "consumer"],
       registers,
     }),
-    dlqMessages: new Gauge({ name: "qbo_dlq_messages", help: "Dead letters waiting in QBO_DLQ.", registers }),
+    dlqMessages: new Gauge({
+      name: "qbo_dlq_messages",
+      help: "Dead letters waiting in QBO_DLQ, by the stage that dead-lettered them (ingress, ordering, processor, delivery).",
+      labelNames: ["stage"],
+      registers,
+    }),
     streamFill: new Gauge({
       name: "qbo_stream_fill_ratio",
       help: "Bytes stored over the stream's byte limit; at 1 a work stream refuses new messages (the ingress answers 503).",

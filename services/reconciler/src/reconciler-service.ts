@@ -5,7 +5,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { type BucketName, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { EntityStore, EntityVersions, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
-import { createMetricsRegistry, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
+import { createMetricsRegistry, exportReadiness, handleOpsRequest, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks, quickbooksEndpoints } from "@qbo-webhooks/quickbooks";
 import { listen } from "@qbo-webhooks/service-kit";
 import express from "express";
@@ -107,7 +107,7 @@ export async function startReconciler(
   // The ops port: health, metrics, and the operators' /connect.
   const opsApp = express();
   opsApp.disable("x-powered-by");
-  const ops = { registry, isReady, problems: () => (clientProblem ? [clientProblem] : []) };
+  const ops = exportReadiness({ registry, isReady, problems: () => (clientProblem ? [clientProblem] : []) });
   opsApp.use((req, res, next) => {
     if (!handleOpsRequest(ops, req, res)) next();
   });

@@ -1,4 +1,4 @@
-import { Buckets } from "@qbo-webhooks/contracts";
+import { Buckets, DLQ_STAGES, Subjects } from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
 import { kvKey, openBucket } from "@qbo-webhooks/messaging";
 import { type ProcessorService, startProcessor } from "@qbo-webhooks/processor/service";
@@ -231,6 +231,17 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
       .toBe("0");
   });
 
+  it("metrics - dead letters are counted by the stage that wrote them", async () => {
+    const delivery = async () =>
+      Number(
+        /qbo_dlq_messages\{stage="delivery"[^}]*\} (\d+)/.exec(await leader().registry.metrics())?.[1] ?? Number.NaN,
+      );
+    await expect.poll(delivery, { timeout: 5000 }).not.toBeNaN();
+    const before = await delivery();
+    await pipeline.reader.js.publish(Subjects.dlq("delivery"), "a dead letter");
+    await expect.poll(delivery, { timeout: 5000 }).toBe(before + 1);
+  });
+
   it("metrics - backlog, dead letters, CDC lag and realms by status are published", async () => {
     // Gauges follow the loop's next pass.
     await expect
@@ -239,7 +250,8 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     const text = await leader().registry.metrics();
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_WEBHOOKS",consumer="ordering"[^}]*\} \d+/);
     expect(text).toMatch(/qbo_consumer_pending\{stream="QBO_EVENTS",consumer="processor-p0"[^}]*\} \d+/);
-    expect(text).toMatch(/qbo_dlq_messages(\{[^}]*\})? \d+/);
+    for (const stage of DLQ_STAGES)
+      expect(text).toMatch(new RegExp(`qbo_dlq_messages\\{stage="${stage}"[^}]*\\} \\d+`));
     expect(text).toMatch(/qbo_stream_oldest_unprocessed_seconds\{stream="QBO_EVENTS"[^}]*\} [\d.e+-]+/);
     expect(text).toMatch(/qbo_stream_fill_ratio\{stream="QBO_CHANGES"[^}]*\} [\d.e+-]+/);
     expect(text).toMatch(/qbo_cdc_lag_seconds(\{[^}]*\})? \d+/);

@@ -3,8 +3,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { VERSION } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
 import { RUNTIME_VARIABLES, SERVICE_VARIABLES } from "./service-variables.js";
@@ -41,6 +42,12 @@ const MATRIX: Record<string, string[]> = {
     "serviceMonitor.enabled=true",
     "--set",
     "serviceMonitor.release=kube-prometheus-stack",
+    "--set",
+    "alerts.enabled=true",
+    "--set",
+    "alerts.deliveryPolicy=legacy",
+    "--set",
+    "alerts.release=kube-prometheus-stack",
     "--set",
     "autoscaling.hpa.enabled=true",
     "--set",
@@ -178,6 +185,30 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
     expect(processor?.spec).not.toHaveProperty("replicas");
   });
 
+  it("chart - the PrometheusRule holds the generated rules of the chosen delivery policy, linking the runbooks given", async () => {
+    const rule = async (values: string[]) =>
+      objects(await template([...(MATRIX.defaults ?? []), "--set", "alerts.enabled=true", ...values])).find(
+        (o) => o.kind === "PrometheusRule",
+      );
+    const alertNames = (o: z.infer<typeof Rendered> | undefined) =>
+      [...JSON.stringify(o).matchAll(/"alert":"(\w+)"/g)].map((m) => m[1]);
+    for (const policy of ["current", "legacy"]) {
+      const file = parse(await readFile(join(CHART, `files/prometheus/qbo-webhooks-rules-${policy}.yaml`), "utf8"));
+      const rendered = await rule(["--set", `alerts.deliveryPolicy=${policy}`]);
+      expect(rendered?.spec?.groups).toEqual(z.object({ groups: z.array(z.unknown()) }).parse(file).groups);
+    }
+    expect(alertNames(await rule([]))).toContain("QboQuickBooksBackoffRisk");
+    expect(alertNames(await rule(["--set", "alerts.deliveryPolicy=legacy"]))).toContain("QboQuickBooksBlacklistRisk");
+    const moved = JSON.stringify(await rule(["--set", "alerts.runbookBaseUrl=https://wiki.example.com/qbo/"]));
+    expect(moved).toContain("https://wiki.example.com/qbo/QboIngressDown.md");
+    expect(moved).not.toContain("github.com");
+  });
+
+  it("chart - its appVersion is the version the services report in qbo_build_info", async () => {
+    const chart = z.object({ appVersion: z.string() }).parse(parse(await readFile(join(CHART, "Chart.yaml"), "utf8")));
+    expect(chart.appVersion).toBe(VERSION);
+  });
+
   it("chart - ServiceMonitors come when the cluster has the API (auto), and pods roll when their configuration changes", async () => {
     const kinds = async (values: string[]) => objects(await template(values)).map((o) => o.kind);
     expect(await kinds(MATRIX.defaults ?? [])).not.toContain("ServiceMonitor");
@@ -187,6 +218,10 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
       "monitoring.coreos.com/v1/ServiceMonitor",
     ]);
     expect(withApi.filter((kind) => kind === "ServiceMonitor")).toHaveLength(4);
+    expect(withApi).not.toContain("PrometheusRule");
+    expect(
+      await kinds([...(MATRIX.defaults ?? []), "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]),
+    ).toContain("PrometheusRule");
     const checksum = async (values: string[]) =>
       objects(await template([...(MATRIX.defaults ?? []), ...values]))
         .filter((o) => o.kind === "Deployment")

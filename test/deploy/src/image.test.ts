@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { freePort, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { metricsRead } from "@qbo-webhooks/monitoring";
 import { Sandbox } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -22,6 +23,8 @@ describe("the image's files", () => {
   let nats: NatsServerProcess;
   let sandbox: Sandbox;
   const children: ChildProcess[] = [];
+  /** Metric families each service exports (name → type), read from its /metrics while it ran. */
+  const exported = new Map<string, Map<string, string>>();
 
   beforeAll(async () => {
     app = await mkdtemp(join(tmpdir(), "qbo-image-"));
@@ -78,11 +81,30 @@ describe("the image's files", () => {
             { timeout: 30_000, interval: 250 },
           )
           .toBe(200);
+        const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+        exported.set(name, new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] ?? "", m[2] ?? ""])));
         child.kill("SIGTERM");
         const [code] = await once(child, "exit");
         expect(code, `${name}: ${stderr}`).toBe(0);
       }),
     );
+  });
+
+  it("image - every metric the alert rules read is exported by a service, with help text, and every service reports qbo_build_info and qbo_ready", () => {
+    expect(exported.size).toBe(4);
+    const families = new Map([...exported.values()].flatMap((metrics) => [...metrics]));
+    for (const name of metricsRead()) {
+      if (families.has(name)) continue;
+      // A histogram's series are read by their family's name plus _bucket, _count or _sum.
+      expect(families.get(name.replace(/_(bucket|count|sum)$/, "")), `${name}: no service exports it`).toBe(
+        "histogram",
+      );
+    }
+    for (const [service, metrics] of exported) {
+      expect(metrics.get("qbo_build_info"), service).toBe("gauge");
+      expect(metrics.get("qbo_ready"), service).toBe("gauge");
+      for (const [name, type] of metrics) if (type === "counter") expect(name, service).toMatch(/_total$/);
+    }
   });
 
   it("image - the CLI runs from it (kubectl exec … node /app/qbo-webhooks.mjs status)", async () => {
