@@ -136,14 +136,15 @@ build_kwok() {
   mv "$stages/stages.yaml.tmp" "$stages/stages.yaml"
 }
 
-# The CRDs the chart renders (ServiceMonitor, PrometheusRule, ScaledObject, HTTPRoute), from the upstream modules.
-crds=crds-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-keda-$KEDA_VERSION-gateway-api-$GATEWAY_API_VERSION
+# The CRDs the chart renders (ServiceMonitor, PrometheusRule, AlertmanagerConfig, ScaledObject, HTTPRoute), from
+# the upstream modules. The name's last part counts changes to the set of CRDs taken (a new set, a new directory).
+crds=crds-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-keda-$KEDA_VERSION-gateway-api-$GATEWAY_API_VERSION-set2
 upstream_crds() {
   local out=$dir/$crds src
   [ -d "$out" ] && return
   mkdir -p "$out.tmp"
   src=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-  cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml "$out.tmp/"
+  cp "$src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules,alertmanagerconfigs}.yaml "$out.tmp/"
   src=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
   cp "$src"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$out.tmp/"
   src=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Finds or fetches Prometheus (with promtool) and Alertmanager from Debian's packages (../shared/K8S.md):
-# `apt-get download` and `dpkg -x` unpack them without installing a service. Kept outside the clone
-# (CI clones afresh on the same machine).
+# Finds or fetches Prometheus with promtool (Debian's package, ../shared/K8S.md: `apt-get download` and
+# `dpkg -x` unpack it without installing a service) and Alertmanager (built from the Go module proxy:
+# Debian's build reads its default notification template from /usr/share, which only installing the
+# package puts there; the upstream build carries it inside). Kept outside the clone (CI clones afresh on
+# the same machine); the Alertmanager build costs about a minute of CPU once.
 #
 # Usage: scripts/ensure-prometheus.sh [--print-dir] [--check]
 #   --print-dir  prints the directory holding bin/promtool, bin/prometheus and bin/alertmanager
@@ -9,8 +11,10 @@
 set -euo pipefail
 
 PROMETHEUS_VERSION=2.42.0
-ALERTMANAGER_VERSION=0.25.0
+ALERTMANAGER_VERSION=v0.25.0
 dir=${PROMETHEUS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qbo-webhooks/prometheus-$PROMETHEUS_VERSION-alertmanager-$ALERTMANAGER_VERSION}
+bin=$dir/bin
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0
 
 print_dir=false check=false
 for arg in "$@"; do
@@ -21,23 +25,29 @@ for arg in "$@"; do
   esac
 done
 
-if [ ! -x "$dir/bin/promtool" ] || [ ! -x "$dir/bin/prometheus" ] || [ ! -x "$dir/bin/alertmanager" ]; then
-  if $check; then
-    echo "prometheus: promtool, prometheus or alertmanager missing in $dir (scripts/ensure-prometheus.sh fetches them)" >&2
-    exit 1
-  fi
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  (cd "$work" && apt-get download "prometheus=$PROMETHEUS_VERSION*" "prometheus-alertmanager=$ALERTMANAGER_VERSION*" >/dev/null 2>&1) || {
-    echo "prometheus: apt-get download of Debian's prometheus $PROMETHEUS_VERSION and prometheus-alertmanager $ALERTMANAGER_VERSION failed (is Debian's package index reachable? apt-get update)" >&2
+missing=()
+{ [ -x "$bin/promtool" ] && [ -x "$bin/prometheus" ]; } || missing+=("prometheus $PROMETHEUS_VERSION")
+[ -x "$bin/alertmanager" ] || missing+=("alertmanager $ALERTMANAGER_VERSION")
+if [ ${#missing[@]} -gt 0 ] && $check; then
+  echo "prometheus: missing in $dir: ${missing[*]} (scripts/ensure-prometheus.sh fetches them)" >&2
+  exit 1
+fi
+mkdir -p "$bin"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -x "$bin/prometheus" ] || [ ! -x "$bin/promtool" ]; then
+  (cd "$work" && apt-get download "prometheus=$PROMETHEUS_VERSION*" >/dev/null 2>&1) || {
+    echo "prometheus: apt-get download of Debian's prometheus $PROMETHEUS_VERSION failed (is Debian's package index reachable? apt-get update)" >&2
     exit 1
   }
-  for deb in "$work"/*.deb; do dpkg -x "$deb" "$work/root"; done
-  mkdir -p "$dir.tmp/bin"
-  cp "$work/root/usr/bin/promtool" "$work/root/usr/bin/prometheus" "$dir.tmp/bin/"
-  cp "$work/root/usr/bin/prometheus-alertmanager" "$dir.tmp/bin/alertmanager"
-  rm -rf "$dir"
-  mv "$dir.tmp" "$dir"
-  echo "prometheus: fetched $("$dir/bin/promtool" --version 2>&1 | head -1) and alertmanager into $dir" >&2
+  dpkg -x "$work"/prometheus_*.deb "$work/root"
+  cp "$work/root/usr/bin/promtool" "$work/root/usr/bin/prometheus" "$bin/"
+  echo "prometheus: fetched $("$bin/promtool" --version 2>&1 | head -1)" >&2
+fi
+if [ ! -x "$bin/alertmanager" ]; then
+  echo "prometheus: building alertmanager $ALERTMANAGER_VERSION (about a minute of CPU, once)" >&2
+  GOBIN=$work go install -trimpath -ldflags "-s -w" "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION"
+  mv "$work/alertmanager" "$bin/alertmanager"
 fi
 if $print_dir; then echo "$dir"; fi

@@ -86,7 +86,8 @@ describe("alert rules", () => {
     const rules = scaled.flatMap((group) => group.rules);
     const risk = rules.find((rule): rule is AlertRule => "alert" in rule && rule.alert === "QboWebhookAnswersFailing");
     expect(risk?.for).toBe("2s");
-    expect(JSON.stringify(rules)).toContain("qbo:webhook_failed_answers:ratio_rate5s");
+    const ratio = rules.find((rule) => "record" in rule && rule.record === "qbo:webhook_failed_answers:ratio_rate5m");
+    expect(ratio?.expr).toContain("[5s]");
     expect(JSON.stringify(rules)).toContain(`+ ${6000 / 60} - time()`);
   });
 });

@@ -81,7 +81,7 @@ export function ruleGroups(options: RuleOptions): RuleGroup[] {
     },
   });
   const failedRatio = (window: number) =>
-    `sum(rate(qbo_webhook_requests_total{code!="200",${FROM_QUICKBOOKS}}[${d(window)}]))
+    `(sum(rate(qbo_webhook_requests_total{code!="200",${FROM_QUICKBOOKS}}[${d(window)}])) or vector(0))
   / sum(rate(qbo_webhook_requests_total{${FROM_QUICKBOOKS}}[${d(window)}]))`;
   const readyIngresses = `(sum(qbo_ready{${service("ingress")}}) or vector(0))`;
 
@@ -118,8 +118,9 @@ export function ruleGroups(options: RuleOptions): RuleGroup[] {
     {
       name: "qbo-webhooks.quickbooks-deliveries",
       rules: [
+        // Named by the nominal window, so a drill's scaled rules record the same series.
         ...[5 * 60, 30 * 60, 3600, 6 * 3600].map((window) => ({
-          record: `qbo:webhook_failed_answers:ratio_rate${d(window)}`,
+          record: `qbo:webhook_failed_answers:ratio_rate${promDuration(window)}`,
           expr: failedRatio(window),
         })),
         {
@@ -146,13 +147,13 @@ or on() (vector(time()) and on() qbo:quickbooks_deliveries_failing)`,
             "The last answer QuickBooks got was not a 200, or no ingress is ready. QuickBooks retries it; the policy alert pages before its retries run out.",
         }),
         alert("QboWebhookAnswersFailing", "page", {
-          expr: `qbo:webhook_failed_answers:ratio_rate${d(5 * 60)} > ${14.4 * ERROR_BUDGET} and qbo:webhook_failed_answers:ratio_rate${d(3600)} > ${14.4 * ERROR_BUDGET}`,
+          expr: `qbo:webhook_failed_answers:ratio_rate5m > ${14.4 * ERROR_BUDGET} and qbo:webhook_failed_answers:ratio_rate1h > ${14.4 * ERROR_BUDGET}`,
           for: 2 * 60,
           summary: "The ingress fails QuickBooks' webhook deliveries",
           description: `{{ $value | humanizePercentage }} of QuickBooks' deliveries got no 200 in the last 5 minutes (and over the hour): the ${ANSWER_OBJECTIVE * 100}% objective's budget burns 14.4 times too fast.`,
         }),
         alert("QboWebhookAnswersFailingSlowly", "ticket", {
-          expr: `qbo:webhook_failed_answers:ratio_rate${d(30 * 60)} > ${6 * ERROR_BUDGET} and qbo:webhook_failed_answers:ratio_rate${d(6 * 3600)} > ${6 * ERROR_BUDGET}`,
+          expr: `qbo:webhook_failed_answers:ratio_rate30m > ${6 * ERROR_BUDGET} and qbo:webhook_failed_answers:ratio_rate6h > ${6 * ERROR_BUDGET}`,
           for: 15 * 60,
           summary: "Some of QuickBooks' webhook deliveries keep failing",
           description: `{{ $value | humanizePercentage }} of QuickBooks' deliveries got no 200 over 30 minutes and 6 hours: the ${ANSWER_OBJECTIVE * 100}% objective's budget burns 6 times too fast.`,

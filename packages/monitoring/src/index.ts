@@ -7,7 +7,10 @@ export {
   LEGACY_PAGE_MARGIN_SECONDS,
   ruleGroups,
 } from "./alert-rules.js";
+export type { SecretReader } from "./alertmanager-config.js";
+export { AlertmanagerConfigSpec, plainAlertmanagerConfig } from "./alertmanager-config.js";
 export { chartFiles } from "./chart-files.js";
+export { dashboardQueries, dashboards } from "./dashboards.js";
 export { promDuration } from "./duration.js";
-export { metricsRead } from "./metrics-read.js";
+export { metricsRead, queries } from "./metrics-read.js";
 export { RUNBOOK_BASE_URL, rulesFile, rulesFileName } from "./rules-file.js";

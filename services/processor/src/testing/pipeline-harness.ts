@@ -30,6 +30,8 @@ export async function startPipeline(
     policy?: "current" | "legacy";
     /** Nodes of a NATS cluster on loopback (fsync before every PubAck, 3 replicas); one plain server if unset. */
     cluster?: number;
+    /** How many times faster than real time the sandbox's clock runs (QuickBooks' retries, token expiry). */
+    speed?: number;
   } = {},
 ) {
   const partitions = options.partitions ?? PARTITIONS;
@@ -44,7 +46,7 @@ export async function startPipeline(
   const reader = await NatsClient.connect({ servers: natsServers, name: "reader", logger });
   // A cluster answers JetStream requests once it has elected its meta leader.
   await untilAnswers(() => reader.jsm.getAccountInfo(), 30_000);
-  const sandbox = await Sandbox.start({ seed: 21 });
+  const sandbox = await Sandbox.start({ seed: 21, ...(options.speed ? { speed: options.speed } : {}) });
   const ingressConfig = (httpPort: number) =>
     testIngressConfig(natsServers, [TOKEN], { http: loopback(httpPort), streamReplicas: replicas });
   let ingress: IngressService = await startIngress(ingressConfig(0), logger);
