@@ -238,6 +238,13 @@ and on() sum(increase(qbo_cdc_missed_events_total[${d(3600)}])) > 0`,
           description:
             "The 99th percentile from a change in QuickBooks to its application is {{ $value | humanizeDuration }}; the objective is 60 s.",
         }),
+        alert("QboNatsUnreachable", "page", {
+          expr: "sum by (service) (qbo_nats_connected) == 0",
+          for: 2 * 60,
+          summary: "No {{ $labels.service }} replica can reach NATS",
+          description:
+            "Every {{ $labels.service }} replica has lost its NATS connection for 2 minutes: nothing is stored, ordered or applied by it until NATS is back (the ingress answers 503).",
+        }),
         alert("QboServiceNotReady", "page", {
           expr: "sum by (service) (qbo_ready) == 0",
           for: 3 * 60,

@@ -330,10 +330,13 @@ export const natsAndJetStream = (): Dashboard =>
     .withRow(new RowBuilder("Services"))
     .withPanel(
       timeseries({
-        title: "Ready replicas by service",
+        title: "Replicas ready, and connected to NATS, by service",
         description: "Ready: connected to NATS with its streams usable.",
         unit: "short",
-        queries: [{ expr: "sum by (service) (qbo_ready)", legend: "{{service}}" }],
+        queries: [
+          { expr: "sum by (service) (qbo_ready)", legend: "{{service}} ready" },
+          { expr: "sum by (service) (qbo_nats_connected)", legend: "{{service}} connected" },
+        ],
       }),
     )
     .withPanel(

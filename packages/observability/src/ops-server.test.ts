@@ -12,10 +12,10 @@ describe("ops-server", () => {
     for (const server of servers.splice(0)) server.close();
   });
 
-  async function serve(isReady: () => boolean) {
+  async function serve(isReady: () => boolean, natsConnected: () => boolean = isReady) {
     const registry = createMetricsRegistry("test");
     new Counter({ name: "qbo_test_total", help: "test", registers: [registry] }).inc();
-    const server = createOpsServer({ registry, isReady }).listen(0, "127.0.0.1");
+    const server = createOpsServer({ registry, isReady, natsConnected }).listen(0, "127.0.0.1");
     servers.push(server);
     await once(server, "listening");
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -43,13 +43,18 @@ describe("ops-server", () => {
     expect(text).toContain("process_cpu_seconds_total");
   });
 
-  it("ops-server - qbo_ready says what readyz answers, and qbo_build_info the version", async () => {
-    let ready = false;
-    const base = await serve(() => ready);
+  it("ops-server - qbo_ready says what readyz answers, qbo_nats_connected the connection, qbo_build_info the version", async () => {
+    let [ready, connected] = [false, true];
+    const base = await serve(
+      () => ready,
+      () => connected,
+    );
     const metrics = async () => (await fetch(`${base}/metrics`)).text();
     expect(await metrics()).toContain('qbo_ready{service="test"} 0');
-    ready = true;
+    expect(await metrics()).toContain('qbo_nats_connected{service="test"} 1');
+    [ready, connected] = [true, false];
     expect(await metrics()).toContain('qbo_ready{service="test"} 1');
+    expect(await metrics()).toContain('qbo_nats_connected{service="test"} 0');
     expect(await metrics()).toContain(`qbo_build_info{version="${VERSION}",service="test"} 1`);
   });
 

@@ -5,6 +5,8 @@ export interface OpsEndpoints {
   readonly registry: Registry;
   /** Whether the service can do its work now (NATS connected, streams usable). */
   readonly isReady: () => boolean;
+  /** Whether its NATS connection is up (part of being ready; exported apart, so an alert can name NATS). */
+  readonly natsConnected: () => boolean;
   /**
    * Problems that need a person (a refused client secret, say): while there are any, `/readyz`
    * answers 503 and lists them, one per line.
@@ -13,8 +15,9 @@ export interface OpsEndpoints {
 }
 
 /**
- * The endpoints, with `qbo_ready` registered: 1 while `/readyz` would answer 200. Alerts read it (a
- * pod that is up but cannot work counts as missing); call once per registry.
+ * The endpoints, with `qbo_ready` (1 while `/readyz` would answer 200) and `qbo_nats_connected`
+ * registered. Alerts read them (a pod that is up but cannot work counts as missing); call once per
+ * registry.
  */
 export function exportReadiness(endpoints: OpsEndpoints): OpsEndpoints {
   new Gauge({
@@ -23,6 +26,14 @@ export function exportReadiness(endpoints: OpsEndpoints): OpsEndpoints {
     registers: [endpoints.registry],
     collect() {
       this.set(isReady(endpoints) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "qbo_nats_connected",
+    help: "1 while this replica's NATS connection is up, 0 while NATS is unreachable.",
+    registers: [endpoints.registry],
+    collect() {
+      this.set(endpoints.natsConnected() ? 1 : 0);
     },
   });
   return endpoints;

@@ -51,7 +51,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   // Longer than common load balancers' idle timeout (60 s), so they close first and never reuse a dead socket.
   server.keepAliveTimeout = 65_000;
   const port = await listen(server, config.http);
-  const opsServer = createOpsServer({ registry, isReady });
+  const opsServer = createOpsServer({ registry, isReady, natsConnected: () => nats?.connected === true });
   const opsPort = await listen(opsServer, config.ops);
   logger.info({ port, opsPort, verifierTokens: config.verifierTokens.length }, "ingress listening");
 

@@ -31,7 +31,7 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
     logger,
   });
   const isReady = () => !closing && consumer !== undefined && client.connected;
-  const server = createOpsServer({ registry, isReady });
+  const server = createOpsServer({ registry, isReady, natsConnected: () => client.connected });
   const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };

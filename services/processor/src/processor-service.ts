@@ -44,7 +44,7 @@ export async function startProcessor(
   });
   let closing = false;
   const isReady = () => !closing && client.connected;
-  const server = createOpsServer({ registry, isReady });
+  const server = createOpsServer({ registry, isReady, natsConnected: () => client.connected });
   const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };

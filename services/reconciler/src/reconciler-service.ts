@@ -107,7 +107,12 @@ export async function startReconciler(
   // The ops port: health, metrics, and the operators' /connect.
   const opsApp = express();
   opsApp.disable("x-powered-by");
-  const ops = exportReadiness({ registry, isReady, problems: () => (clientProblem ? [clientProblem] : []) });
+  const ops = exportReadiness({
+    registry,
+    isReady,
+    natsConnected: () => client.connected,
+    problems: () => (clientProblem ? [clientProblem] : []),
+  });
   opsApp.use((req, res, next) => {
     if (!handleOpsRequest(ops, req, res)) next();
   });

@@ -25,6 +25,8 @@ describe("the image's files", () => {
   const children: ChildProcess[] = [];
   /** Metric families each service exports (name → type), read from its /metrics while it ran. */
   const exported = new Map<string, Map<string, string>>();
+  /** Metric families with a help text, per service. */
+  const helped = new Map<string, Set<string>>();
 
   beforeAll(async () => {
     app = await mkdtemp(join(tmpdir(), "qbo-image-"));
@@ -83,6 +85,7 @@ describe("the image's files", () => {
           .toBe(200);
         const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
         exported.set(name, new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] ?? "", m[2] ?? ""])));
+        helped.set(name, new Set([...text.matchAll(/^# HELP (\S+) \S.*$/gm)].map((m) => m[1] ?? "")));
         child.kill("SIGTERM");
         const [code] = await once(child, "exit");
         expect(code, `${name}: ${stderr}`).toBe(0);
@@ -90,7 +93,7 @@ describe("the image's files", () => {
     );
   });
 
-  it("image - every metric the alert rules read is exported by a service, with help text, and every service reports qbo_build_info and qbo_ready", () => {
+  it("image - every metric the alert rules and dashboards read is exported by a service; every metric has help text, counters end in _total; every service reports qbo_build_info, qbo_ready and qbo_nats_connected", () => {
     expect(exported.size).toBe(4);
     const families = new Map([...exported.values()].flatMap((metrics) => [...metrics]));
     for (const name of metricsRead()) {
@@ -103,7 +106,11 @@ describe("the image's files", () => {
     for (const [service, metrics] of exported) {
       expect(metrics.get("qbo_build_info"), service).toBe("gauge");
       expect(metrics.get("qbo_ready"), service).toBe("gauge");
-      for (const [name, type] of metrics) if (type === "counter") expect(name, service).toMatch(/_total$/);
+      expect(metrics.get("qbo_nats_connected"), service).toBe("gauge");
+      for (const [name, type] of metrics) {
+        if (type === "counter") expect(name, service).toMatch(/_total$/);
+        expect(helped.get(service)?.has(name), `${service}: ${name} has no help text`).toBe(true);
+      }
     }
   });
 
