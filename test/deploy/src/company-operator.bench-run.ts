@@ -72,8 +72,9 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
         // Webhooks silent for a minute count: conditions keep changing through the run.
         SILENCE_MS: "60000",
         SILENCE_MIN_MS: "10000",
-        // For experiments (heap limits, snapshots): BENCH_RECONCILER_NODE_OPTIONS.
+        // For experiments (heap limits, snapshots): BENCH_RECONCILER_NODE_OPTIONS, and glibc's MALLOC_ARENA_MAX.
         NODE_OPTIONS: process.env.BENCH_RECONCILER_NODE_OPTIONS ?? "",
+        ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
       },
       stdio: ["ignore", "ignore", "inherit"],
     });
