@@ -18,6 +18,7 @@ import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat"
 import { PanelBuilder as TimeseriesPanel } from "@grafana/grafana-foundation-sdk/timeseries";
 
 /** Every panel reads the Prometheus the viewer picks (the `datasource` variable). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, filled in by Grafana.
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" };
 /** Grafana's rate window: at least four scrape intervals, whatever the scrape interval is. */
 const RATE = "$__rate_interval";
