@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import { z } from "zod";
 
 /** The line `npm start` prints once every service runs and every sandbox company is connected. */
@@ -46,4 +47,49 @@ export async function unprocessed(natsMonitorUrl: string): Promise<number> {
     .flatMap((a) => a.stream_detail)
     .filter((s) => s.name === "QBO_WEBHOOKS" || s.name === "QBO_EVENTS")
     .reduce((sum, s) => sum + s.state.messages, 0);
+}
+
+/** The launcher's children (nats-server, sandbox, each service) by the program they run: pid. */
+export async function services(parent: number): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (statFields(stat)[1] !== String(parent)) continue;
+    const command = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+    found.set(serviceName(command, found), Number(entry));
+  }
+  return found;
+}
+
+function serviceName(command: string[], taken: Map<string, number>): string {
+  const script = command.find((part) => /\/dist\/[\w-]+\.mjs$/.test(part)) ?? command[0] ?? "?";
+  const base = /(?:services|packages)\/([\w-]+)\/dist/.exec(script)?.[1] ?? script.split("/").pop() ?? "?";
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+  return name;
+}
+
+/**
+ * /proc/<pid>/stat from field 3 on (state, ppid, …): the command name (field 2) may hold spaces, so
+ * the fields are split after its closing parenthesis.
+ */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** A process's resident memory in MB (0 once it is gone). */
+export async function residentMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+/** Linux's clock ticks per second for /proc's CPU times (USER_HZ; 100 on every architecture Node runs on). */
+const CLOCK_TICKS = 100;
+
+/** CPU time a process has used so far, user plus system, in seconds (fields 14 and 15 of /proc/<pid>/stat). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const fields = statFields(await readFile(`/proc/${pid}/stat`, "utf8"));
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }

@@ -4,14 +4,14 @@
 // end, the peak and the growth, against the targets: at most 150 MB each, less than 10 % growth.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
-import { running, unprocessed } from "./local-pipeline.js";
+import { residentMb, running, services, unprocessed } from "./local-pipeline.js";
 
 const Settings = z.object({
   SOAK_MINUTES: z.coerce.number().min(1).max(180).default(30),
@@ -72,36 +72,6 @@ async function sample(durationMs: number): Promise<Sample[]> {
     await delay(SAMPLE_MS);
   }
   return samples;
-}
-
-/** The launcher's children by the service they run. */
-async function services(parent: number): Promise<Map<string, number>> {
-  const found = new Map<string, number>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    // Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after it.
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (ppid !== parent) continue;
-    const command = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
-    found.set(serviceName(command, found), Number(entry));
-  }
-  return found;
-}
-
-function serviceName(command: string[], taken: Map<string, number>): string {
-  const script = command.find((part) => /\/dist\/[\w-]+\.mjs$/.test(part)) ?? command[0] ?? "?";
-  const base = /(?:services|packages)\/([\w-]+)\/dist/.exec(script)?.[1] ?? script.split("/").pop() ?? "?";
-  let name = base;
-  for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
-  return name;
-}
-
-/** Notifications and events not yet processed (the work streams are work queues: what is there waits). */
-async function residentMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
 }
 
 async function notificationsAccepted(): Promise<number> {
