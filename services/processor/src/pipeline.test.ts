@@ -126,7 +126,7 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
   });
 
   it("pipeline - QuickBooks answers cut short, wrongly typed or HTML are retried: the copy ends exact, never wrong", {
-    timeout: 90_000,
+    timeout: 300_000,
   }, async () => {
     const spoiled = pipeline.sandbox.apiStats().malformedAnswers;
     pipeline.sandbox.setApiBehaviour({
@@ -135,7 +135,11 @@ describe("pipeline: sandbox → ingress → ordering → processor", () => {
       ),
     });
     try {
-      await trafficThenExactCopy(150, 8, 60_000);
+      // 12% of each endpoint's answers are spoiled, but a round may make few calls (CDC coalesces): more
+      // rounds until at least one was, each ending with an exact copy.
+      for (let round = 0; round < 6 && pipeline.sandbox.apiStats().malformedAnswers === spoiled; round++) {
+        await trafficThenExactCopy(150, 8 + round, 60_000);
+      }
       expect(pipeline.sandbox.apiStats().malformedAnswers - spoiled).toBeGreaterThan(0);
     } finally {
       pipeline.sandbox.setApiBehaviour({});
