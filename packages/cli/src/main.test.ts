@@ -94,6 +94,11 @@ describe("qbo-webhooks dlq", () => {
     expect(stdout).toContain("reason: unknown shape");
   });
 
+  it("dlq - a letter that does not exist is one line and exit 1, not a usage error", async () => {
+    const error = await cli("dlq", "show", "99").catch((err: { code: number; stderr: string }) => err);
+    expect(error).toMatchObject({ code: 1, stderr: "qbo-webhooks: no dead letter 99; see qbo-webhooks dlq list\n" });
+  });
+
   it("dlq - replays each stage's letters where that stage reads, routed by the system's partition count, with the headers it needs", async () => {
     const { stdout } = await cli("dlq", "replay", "--all", "--json");
     expect(JSON.parse(stdout)).toEqual([
@@ -150,6 +155,7 @@ describe("qbo-webhooks --help", () => {
       ["dlq", "replay"],
       ["send-test-notification"],
       ["status"],
+      ["tail"],
     ];
     // Each page is a CLI start of its own: all at once, to keep the suite short.
     const outputs = await Promise.all(pages.map((words) => help(...words, words.length % 2 ? "-h" : "--help")));

@@ -9,10 +9,17 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { listDeadLetters, readDeadLetter, replayDeadLetter, systemPartitions } from "./dead-letters.js";
 import { cdcSummaryLine, disconnectRealm, openRealms, realmLines, requestCdc } from "./realms.js";
 import { healthy, type OpsAddress, parseOpsAddresses, readStatus, statusLines } from "./status.js";
+import { changeLine, tailChanges } from "./tail.js";
 import { postSigned, sendLocalTestNotification } from "./test-notification.js";
 
 /** A usage error: the command line is wrong, not the system (exit 2, as CLIs conventionally do). */
 class UsageError extends Error {}
+
+/** A realm id as QuickBooks gives them: digits only (it becomes part of a NATS subject). */
+function realmIdArgument(text: string): string {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError("a realm id is digits only, such as 9130357766500000");
+  return text;
+}
 
 const EXIT_CODES = `
 Exit codes: 0 done, 1 failed (NATS unreachable, no such realm or letter, a CDC that did not finish),
@@ -254,6 +261,49 @@ Exit codes: 0 healthy (every service given is up and ready, no dead letters), 1 
         statusLines(status) + (ops.length ? "" : "\n(no services probed: set --ops or QBO_OPS_URLS)"),
       );
       if (!healthy(status)) process.exitCode = 1;
+    });
+  });
+
+program
+  .command("tail")
+  .description("print the change feed (QBO_CHANGES) as changes arrive, one line each, until Ctrl-C")
+  .option("--all", "start from the oldest change kept, not from now", false)
+  .option("--realm <realmId>", "only this company's changes", realmIdArgument)
+  .addHelpText(
+    "after",
+    `
+Each line: when the change happened (QuickBooks' time), realm, operation, entity and id, its SyncToken (or
+"gone" after a Delete), and how long it took to apply. With --json, one JSON document per change per line.
+Nothing stays on the NATS server after it stops: a viewer takes no work and is not counted as backlog.
+
+Examples:
+  $ npm run tail
+  $ npm run tail -- --realm 9130357766500000 --all
+  $ qbo-webhooks tail --json | jq .entity
+
+Exit codes: 0 stopped (Ctrl-C, SIGTERM), 1 NATS unreachable, 2 wrong command line.`,
+  )
+  .action(async (options: { all: boolean; realm?: string }, command: Command) => {
+    const { json } = globals(command);
+    const stop = new AbortController();
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => stop.abort());
+    await withNats(command, async (client) => {
+      await tailChanges(
+        client,
+        { all: options.all, ...(options.realm ? { realmId: options.realm } : {}) },
+        {
+          show(change, raw) {
+            if (json) process.stdout.write(`${raw}\n`);
+            else if (change) process.stdout.write(`${changeLine(change)}\n`);
+            else process.stderr.write(`(a message that is not a change: ${raw.slice(0, 200)})\n`);
+          },
+          following: () =>
+            process.stderr.write(
+              `following QBO_CHANGES${options.realm ? ` for realm ${options.realm}` : ""} (Ctrl-C stops)\n`,
+            ),
+        },
+        stop.signal,
+      );
     });
   });
 

@@ -8,7 +8,7 @@ import {
   signIntuitPayload,
 } from "@qbo-webhooks/contracts";
 import type { RealmRegistry } from "@qbo-webhooks/entity-store";
-import type { NatsClient } from "@qbo-webhooks/messaging";
+import { type NatsClient, openViewer } from "@qbo-webhooks/messaging";
 import { z } from "zod";
 
 /** A failure the user can act on: the message says what to do. */
@@ -94,11 +94,11 @@ export async function sendLocalTestNotification(
 
   // Following before the change is made: its arrival cannot slip past.
   const subject = Subjects.changes(realmId, options.entity);
-  const consumer = await client.js.consumers.get(Streams.changes.name, {
+  const viewer = await openViewer(client.js, Streams.changes.name, {
     filter_subjects: [subject],
     deliver_policy: DeliverPolicy.New,
   });
-  const messages = await consumer.consume();
+  const { messages } = viewer;
   try {
     const changed = await sandbox(`/companies/${realmId}/unannounced-changes`, {
       method: "POST",
@@ -138,7 +138,7 @@ export async function sendLocalTestNotification(
         `(qbo-webhooks realms list, the processors' qbo_consumer_pending); else see qbo-webhooks dlq list and the services' logs`,
     );
   } finally {
-    messages.stop();
+    await viewer.close();
   }
 }
 

@@ -12,6 +12,8 @@ export async function consumerBacklog(client: NatsClient, streams: readonly stri
   const backlog: ConsumerBacklog[] = [];
   for (const stream of streams) {
     for await (const info of client.jsm.consumers.list(stream)) {
+      // Viewers (tail, a CLI waiting for a change) read without taking work: not backlog.
+      if (info.config.durable_name === undefined) continue;
       backlog.push({ stream, consumer: info.name, pending: info.num_pending + info.num_ack_pending });
     }
   }

@@ -17,3 +17,5 @@ export type { NatsAuth, NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";
 export { isStorageUnavailable, PublishError, publishDurable } from "./publish-durable.js";
+export type { Viewer } from "./viewer.js";
+export { openViewer, VIEWER_IDLE_MS } from "./viewer.js";

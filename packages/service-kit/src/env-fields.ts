@@ -150,7 +150,7 @@ export function commonSettings(c: z.output<z.ZodObject<ReturnType<typeof commonE
   return {
     natsServers: c.NATS_URL,
     natsAuth: natsAuthOf(c),
-    ops: { port: c.OPS_PORT, host: c.OPS_HOST },
+    ops: { port: c.OPS_PORT, host: c.OPS_HOST, variable: "OPS_PORT" },
     streamReplicas: c.NATS_STREAM_REPLICAS,
     shutdownDeadlineMs: c.SHUTDOWN_DEADLINE_MS,
     logLevel: c.LOG_LEVEL,

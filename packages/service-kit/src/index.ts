@@ -11,5 +11,5 @@ export {
   natsAuthOf,
   publicHttpEnv,
 } from "./env-fields.js";
-export { type ListenAddress, listen } from "./listen.js";
+export { type ListenAddress, listen, PortInUseError } from "./listen.js";
 export { ConfigError, loadEnv } from "./load-env.js";

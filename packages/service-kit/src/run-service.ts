@@ -1,4 +1,5 @@
 import { createLogger, type Logger, type LogLevel, type Telemetry } from "@qbo-webhooks/observability";
+import { PortInUseError } from "./listen.js";
 import { ConfigError } from "./load-env.js";
 
 export interface RunningService {
@@ -52,7 +53,12 @@ export async function runService<C>(definition: ServiceDefinition<C>): Promise<v
   const { startTelemetry } = await import("@qbo-webhooks/observability/telemetry");
   const telemetry = startTelemetry({ serviceName: `qbo-webhooks-${definition.name}`, exportOtlp: config.exportTraces });
   const service = await definition.start(config, logger, telemetry).catch((err: unknown) => {
-    logger.fatal({ err }, `${definition.name} failed to start`);
+    if (err instanceof PortInUseError) {
+      // The operator's to fix, not ours to trace: one line says which port and what moves it.
+      process.stderr.write(`${definition.name}: ${err.message}\n`);
+    } else {
+      logger.fatal({ err }, `${definition.name} failed to start`);
+    }
     process.exit(1);
   });
 

@@ -2,6 +2,7 @@ import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentele
 import type { Logger } from "@qbo-webhooks/observability";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { AckOutcome, IngressMetrics } from "./ingress-metrics.js";
+import { readBody } from "./read-body.js";
 import { answer, createWebhookHandler, type WebhookHandlerDeps, type WebhookLocals } from "./webhook-handler.js";
 
 export const WEBHOOK_PATH = "/webhooks/quickbooks";
@@ -37,17 +38,24 @@ export function createApp(deps: AppDeps): express.Express {
       // Not stored, so not 200: QuickBooks retries, reaching a replica that is not stopping.
       answer(res, 503, "shutting_down", { error: "shutting down, retry later" });
     },
-    // The raw bytes, whatever the Content-Type: the signature covers exactly what was sent, so no
-    // JSON parser may touch the body before it is verified.
-    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
+    readBody(deps.maxBodyBytes),
     createWebhookHandler(deps),
   );
+  // The endpoint answers JSON, whatever went wrong, with the one method it takes. Counted, not timed:
+  // no notification came, so it is not one of QuickBooks' deliveries.
+  app.all(WEBHOOK_PATH, (req: Request, res: Response<unknown, WebhookLocals>) => {
+    res.setHeader("allow", "POST");
+    deps.metrics.requests.inc({ code: "405", reason: "method_not_allowed" });
+    answer(res, 405, "method_not_allowed", { error: `${req.method} is not allowed here: use POST` });
+  });
   app.use((_req: Request, res: Response) => void res.status(404).type("text").send("not found\n"));
   app.use((err: unknown, req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const status = httpStatusOf(err);
     if (status === 413) {
       deps.logger.warn({ limit: deps.maxBodyBytes, length: req.get("content-length") }, "webhook body too large");
+      // The rest of the body is never read: the connection closes with the answer.
+      res.setHeader("connection", "close");
       answer(res, 413, "too_large", { error: `body exceeds ${deps.maxBodyBytes} bytes` });
     } else if (status !== undefined && status >= 400 && status < 500) {
       deps.logger.warn({ err }, "malformed webhook request");

@@ -12,8 +12,8 @@ describe("config", () => {
     expect(loadConfig({ QBO_VERIFIER_TOKENS: "a" })).toEqual({
       natsServers: ["nats://127.0.0.1:4222"],
       natsAuth: {},
-      http: { port: 8080, host: "0.0.0.0" },
-      ops: { port: 9090, host: "0.0.0.0" },
+      http: { port: 8080, host: "0.0.0.0", variable: "HTTP_PORT" },
+      ops: { port: 9090, host: "0.0.0.0", variable: "OPS_PORT" },
       verifierTokens: ["a"],
       maxBodyBytes: 4 * 1024 * 1024,
       publishTimeoutMs: 2000,

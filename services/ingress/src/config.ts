@@ -46,7 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): IngressConfig {
   );
   return {
     ...commonSettings(c),
-    http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
+    http: { port: c.HTTP_PORT, host: c.HTTP_HOST, variable: "HTTP_PORT" },
     verifierTokens: c.QBO_VERIFIER_TOKENS,
     maxBodyBytes: c.MAX_BODY_BYTES,
     publishTimeoutMs: c.PUBLISH_TIMEOUT_MS,

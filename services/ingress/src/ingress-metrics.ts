@@ -10,6 +10,7 @@ export type WebhookReason =
   | "bad_signature"
   | "too_large"
   | "bad_request"
+  | "method_not_allowed"
   | "nats_unavailable"
   | "publish_timeout"
   | "publish_rejected"

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { join } from "node:path";
 import type { StoredMsg } from "@nats-io/jetstream";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -211,6 +213,69 @@ describe("ingress webhook endpoint", () => {
     expect(await messages(Streams.dlq.name)).toHaveLength(0);
   });
 
+  /**
+   * Sends `head` and then `chunks` on a raw connection, never finishing the body, and answers what
+   * came back and whether the server closed the connection: a server that read bodies to their end
+   * before refusing them would answer nothing.
+   */
+  async function sendUnfinished(head: string, chunks: Buffer[]): Promise<{ answer: string; closed: boolean }> {
+    const socket = connect(ingress.port, "127.0.0.1");
+    await once(socket, "connect");
+    let answer = "";
+    socket.on("data", (data: Buffer) => {
+      answer += data.toString();
+    });
+    const closed = new Promise<boolean>((resolve) => socket.once("close", () => resolve(true)));
+    socket.on("error", () => undefined); // the server may reset what we still send
+    socket.write(head);
+    for (const chunk of chunks) socket.write(chunk);
+    const result = await Promise.race([
+      closed,
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+    ]);
+    socket.destroy();
+    return { answer, closed: result };
+  }
+
+  it("webhook - an unsigned 100 MB body is refused by its Content-Length before it is read: 413, connection closed, nothing stored", async () => {
+    const head =
+      "POST /webhooks/quickbooks HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n" +
+      `content-length: ${100 * 1024 * 1024}\r\n\r\n`;
+    // 1 MB of the announced 100 MB is all that is ever sent.
+    const { answer, closed } = await sendUnfinished(head, [Buffer.alloc(1024 * 1024, "x")]);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.toLowerCase()).toContain("connection: close");
+    expect(answer).toContain(`"error":"body exceeds ${MAX_BODY_BYTES} bytes"`);
+    expect(closed).toBe(true);
+    expect(await messages(Streams.webhooks.name)).toHaveLength(0);
+    expect(await messages(Streams.dlq.name)).toHaveLength(0);
+  });
+
+  it("webhook - a chunked body is refused as soon as it passes the limit: 413, connection closed, nothing stored", async () => {
+    const head = "POST /webhooks/quickbooks HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n";
+    const chunk = (size: number) =>
+      Buffer.concat([Buffer.from(`${size.toString(16)}\r\n`), Buffer.alloc(size, "x"), Buffer.from("\r\n")]);
+    // Past the limit by a little, and never the closing chunk.
+    const { answer, closed } = await sendUnfinished(head, [chunk(MAX_BODY_BYTES), chunk(1024)]);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(closed).toBe(true);
+    expect(await messages(Streams.webhooks.name)).toHaveLength(0);
+  });
+
+  it("webhook - another method on the webhook path is answered JSON 405 with Allow: POST", async () => {
+    for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
+      const response = await fetch(`${base}/webhooks/quickbooks`, { method });
+      expect(response.status, method).toBe(405);
+      expect(response.headers.get("allow"), method).toBe("POST");
+      expect(response.headers.get("content-type"), method).toMatch(/^application\/json/);
+      expect(await response.json(), method).toEqual({ error: `${method} is not allowed here: use POST` });
+    }
+    const text = await (await fetch(`${ops}/metrics`)).text();
+    expect(text).toMatch(
+      /qbo_webhook_requests_total\{(?=[^}]*code="405")(?=[^}]*reason="method_not_allowed")[^}]*\} [1-9]/,
+    );
+  });
+
   it("webhook - a request span is recorded and its trace context travels in the NATS headers", async () => {
     spans.reset();
     expect((await post(sampleCloudEventBody(1))).status).toBe(200);
@@ -236,7 +301,7 @@ describe("ingress webhook endpoint", () => {
   });
 
   it("ports - the public port serves only POST /webhooks/quickbooks; health and metrics are on the ops port", async () => {
-    for (const path of ["/metrics", "/healthz", "/readyz", "/", "/webhooks/quickbooks"]) {
+    for (const path of ["/metrics", "/healthz", "/readyz", "/", "/webhooks"]) {
       expect((await fetch(`${base}${path}`)).status, `public GET ${path}`).toBe(404);
     }
     expect((await fetch(`${ops}/metrics`)).status).toBe(200);

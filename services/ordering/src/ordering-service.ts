@@ -24,15 +24,18 @@ export async function startOrdering(config: OrderingConfig, logger: Logger): Pro
   let consumer: DurableConsumer | undefined;
   let closing = false;
 
-  const client = await NatsClient.connect({
+  // The port first: a taken one ends the start before anything connects.
+  let client: NatsClient | undefined;
+  const natsConnected = () => client?.connected ?? false;
+  const isReady = () => !closing && consumer !== undefined && natsConnected();
+  const server = createOpsServer({ registry, isReady, natsConnected });
+  const opsPort = await listen(server, config.ops);
+  client = await NatsClient.connect({
     servers: config.natsServers,
     ...(config.natsAuth ? { auth: config.natsAuth } : {}),
     name: "qbo-webhooks-ordering",
     logger,
   });
-  const isReady = () => !closing && consumer !== undefined && client.connected;
-  const server = createOpsServer({ registry, isReady, natsConnected: () => client.connected });
-  const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {

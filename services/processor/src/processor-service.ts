@@ -36,16 +36,19 @@ export async function startProcessor(
 ): Promise<ProcessorService> {
   const registry = createMetricsRegistry("processor");
   const metrics = createProcessorMetrics(registry);
-  const client = await NatsClient.connect({
+  // The port first: a taken one ends the start before anything connects.
+  let client: NatsClient | undefined;
+  let closing = false;
+  const natsConnected = () => client?.connected ?? false;
+  const isReady = () => !closing && natsConnected();
+  const server = createOpsServer({ registry, isReady, natsConnected });
+  const opsPort = await listen(server, config.ops);
+  client = await NatsClient.connect({
     servers: config.natsServers,
     ...(config.natsAuth ? { auth: config.natsAuth } : {}),
     name: `qbo-webhooks-processor-${config.processorId}`,
     logger,
   });
-  let closing = false;
-  const isReady = () => !closing && client.connected;
-  const server = createOpsServer({ registry, isReady, natsConnected: () => client.connected });
-  const opsPort = await listen(server, config.ops);
 
   const placement = { replicas: config.streamReplicas };
   const declare = async () => {

@@ -16,8 +16,8 @@ describe("reconciler config", () => {
   it("config - the OAuth callback on the public port, /connect and health on the ops port, connecting off without a token", () => {
     const config = loadConfig(required);
     expect(config).toMatchObject({
-      http: { port: 8083, host: "0.0.0.0" },
-      ops: { port: 9093, host: "0.0.0.0" },
+      http: { port: 8083, host: "0.0.0.0", variable: "HTTP_PORT" },
+      ops: { port: 9093, host: "0.0.0.0", variable: "OPS_PORT" },
       operatorToken: undefined,
       redirectUri: "http://127.0.0.1:8083/oauth/callback",
     });

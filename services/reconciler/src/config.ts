@@ -154,7 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReconcilerConfig {
   return {
     ...commonSettings(c),
     ...quickbooksSettings(c),
-    http: { port: c.HTTP_PORT, host: c.HTTP_HOST },
+    http: { port: c.HTTP_PORT, host: c.HTTP_HOST, variable: "HTTP_PORT" },
     operatorToken: c.OPERATOR_TOKEN,
     redirectUri: c.QBO_REDIRECT_URI ?? `http://127.0.0.1:${c.HTTP_PORT}/oauth/callback`,
     entities: c.QBO_ENTITIES,

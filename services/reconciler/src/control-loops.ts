@@ -2,13 +2,13 @@ import { companyConditions, type RealmRecord, RealmStatus, sameConditions } from
 import type { RealmFollower, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { backoffMs, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
-import type { KvTokenSource } from "@qbo-webhooks/quickbooks";
+import { type KvTokenSource, QuickBooksError } from "@qbo-webhooks/quickbooks";
 import pLimit from "p-limit";
 import { publishBacklog } from "./backlog-gauges.js";
 import { DeadLetterCounts } from "./dead-letter-counts.js";
 import { type CdcDeps, type CdcKind, nextDailyCdc, runRealmCdc } from "./realm-cdc.js";
 import type { ReconcilerMetrics } from "./reconciler-metrics.js";
-import { keepTokensAlive } from "./token-keeper.js";
+import { disconnectIfTokensRefused, keepTokensAlive } from "./token-keeper.js";
 import { type SilenceLimits, WebhookRhythm } from "./webhook-rhythm.js";
 
 /** How long a finished run's result may take to reach the followed records before it is given up on. */
@@ -153,6 +153,8 @@ export class ControlLoops {
         this.#retryAt.delete(realm.realmId);
       } catch (err) {
         this.deps.metrics.cdcRuns.inc({ result: "failed" });
+        const unauthorized = err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED";
+        if (unauthorized && (await disconnectIfTokensRefused(this.deps, realm.realmId).catch(() => false))) return;
         const failures = (this.#retryAt.get(realm.realmId)?.failures ?? 0) + 1;
         this.#retryAt.set(realm.realmId, {
           failures,

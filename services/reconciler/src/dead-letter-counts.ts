@@ -1,5 +1,5 @@
 import { Headers, Streams } from "@qbo-webhooks/contracts";
-import type { NatsClient } from "@qbo-webhooks/messaging";
+import { type NatsClient, openViewer } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 
 /**
@@ -17,9 +17,8 @@ export class DeadLetterCounts {
   static follow(client: NatsClient, logger: Logger): DeadLetterCounts {
     const counts = new DeadLetterCounts();
     void (async () => {
-      const consumer = await client.js.consumers.get(Streams.dlq.name, { headers_only: true });
-      const messages = await consumer.consume();
-      counts.#stop = () => void messages.stop();
+      const { messages, close } = await openViewer(client.js, Streams.dlq.name, { headers_only: true });
+      counts.#stop = () => void close();
       if (counts.#stopped) counts.#stop();
       for await (const msg of messages) {
         const realmId = msg.headers?.get(Headers.realmId);

@@ -55,7 +55,39 @@ export async function startReconciler(
   const now = options.now ?? Date.now;
   const registry = createMetricsRegistry("reconciler");
   const metrics = createReconcilerMetrics(registry);
-  const client = await NatsClient.connect({
+  let closing = false;
+  let clientProblem: string | undefined;
+  // The ports first: a taken one ends the start before anything connects. Their routes need NATS,
+  // so they join once it is there; meanwhile the ops port answers health, and the rest 503.
+  let client: NatsClient | undefined;
+  let routes: { public: express.Router; ops: express.Router } | undefined;
+  const natsConnected = () => client?.connected ?? false;
+  const isReady = () => !closing && natsConnected();
+  const starting: express.RequestHandler = (_req, res) =>
+    void res.status(503).set("retry-after", "1").json({ error: "starting, retry shortly" });
+  // The public port: only where Intuit sends the browser back.
+  const publicApp = express();
+  publicApp.disable("x-powered-by");
+  publicApp.use((req, res, next) => (routes ? routes.public(req, res, next) : starting(req, res, next)));
+  const server = createServer(publicApp);
+  const port = await listen(server, config.http);
+  // The ops port: health, metrics, and the operators' /connect.
+  const opsApp = express();
+  opsApp.disable("x-powered-by");
+  const ops = exportReadiness({
+    registry,
+    isReady,
+    natsConnected,
+    problems: () => (clientProblem ? [clientProblem] : []),
+  });
+  opsApp.use((req, res, next) => {
+    if (!handleOpsRequest(ops, req, res)) next();
+  });
+  opsApp.use((req, res, next) => (routes ? routes.ops(req, res, next) : starting(req, res, next)));
+  const opsServer = createServer(opsApp);
+  const opsPort = await listen(opsServer, config.ops);
+
+  client = await NatsClient.connect({
     servers: config.natsServers,
     ...(config.natsAuth ? { auth: config.natsAuth } : {}),
     name: `qbo-webhooks-reconciler-${config.reconcilerId}`,
@@ -78,9 +110,6 @@ export async function startReconciler(
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
   const versions = new EntityVersions(await bucket(Buckets.entityVersions));
 
-  let closing = false;
-  let clientProblem: string | undefined;
-  const isReady = () => !closing && client.connected;
   const connect: ConnectSettings = {
     oauth,
     authorizeUrl: config.authorizeUrl,
@@ -98,27 +127,7 @@ export async function startReconciler(
     logger,
     now,
   };
-  // The public port: only where Intuit sends the browser back.
-  const publicApp = express();
-  publicApp.disable("x-powered-by");
-  publicApp.use(callbackRoute(connect));
-  const server = createServer(publicApp);
-  const port = await listen(server, config.http);
-  // The ops port: health, metrics, and the operators' /connect.
-  const opsApp = express();
-  opsApp.disable("x-powered-by");
-  const ops = exportReadiness({
-    registry,
-    isReady,
-    natsConnected: () => client.connected,
-    problems: () => (clientProblem ? [clientProblem] : []),
-  });
-  opsApp.use((req, res, next) => {
-    if (!handleOpsRequest(ops, req, res)) next();
-  });
-  opsApp.use(connectRoute(connect));
-  const opsServer = createServer(opsApp);
-  const opsPort = await listen(opsServer, config.ops);
+  routes = { public: callbackRoute(connect), ops: connectRoute(connect) };
 
   let elector: LeaderElector | undefined;
   const loops = new ControlLoops(

@@ -37,21 +37,7 @@ export async function keepTokensAlive(deps: TokenKeeperDeps, realm: RealmRecord,
     }
     return true;
   } catch (err) {
-    if (err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED") {
-      deps.metrics.tokenRefreshes.inc({ result: "refused" });
-      deps.logger.error({ realmId: realm.realmId, err }, "QuickBooks refused the realm's tokens; marked disconnected");
-      await deps.registry.update(
-        realm.realmId,
-        (r) =>
-          r && {
-            ...r,
-            status: "disconnected",
-            disconnectedBy: "quickbooks",
-            statusReason: `${err.message} (connect the company again: /connect)`,
-          },
-      );
-      return false;
-    }
+    if (await disconnectIfRefused(deps, realm.realmId, err)) return false;
     if (err instanceof QuickBooksError && err.code === "QBO_CLIENT_REFUSED") {
       // Our configuration, not the company: its tokens stay, and it stays connected.
       deps.metrics.tokenRefreshes.inc({ result: "client_refused" });
@@ -62,5 +48,49 @@ export async function keepTokensAlive(deps: TokenKeeperDeps, realm: RealmRecord,
     deps.metrics.tokenRefreshes.inc({ result: "failed" });
     deps.logger.warn({ realmId: realm.realmId, err }, "token refresh failed; will retry");
     return true;
+  }
+}
+
+/**
+ * When `err` says QuickBooks refused the realm's tokens (a refresh answered `invalid_grant`: the
+ * company disconnected the app, or the refresh token lapsed), marks the realm disconnected by
+ * QuickBooks and answers true. Whoever meets the refusal first, the refresh ahead of expiry or a CDC
+ * call's refresh after a 401, records it: the record must not say "connected" until the next refresh.
+ */
+export async function disconnectIfRefused(
+  deps: Pick<TokenKeeperDeps, "registry" | "metrics" | "logger">,
+  realmId: string,
+  err: unknown,
+): Promise<boolean> {
+  if (!(err instanceof QuickBooksError && err.code === "QBO_UNAUTHORIZED")) return false;
+  deps.metrics.tokenRefreshes.inc({ result: "refused" });
+  deps.logger.error({ realmId, err }, "QuickBooks refused the realm's tokens; marked disconnected");
+  await deps.registry.update(
+    realmId,
+    (r) =>
+      r && {
+        ...r,
+        status: "disconnected",
+        disconnectedBy: "quickbooks",
+        statusReason: `${err.message} (connect the company again: /connect)`,
+      },
+  );
+  return true;
+}
+
+/**
+ * After a QuickBooks call was refused (401) even with a refreshed token: asks the token source
+ * whether the tokens themselves were refused, and if so disconnects the realm. A 401 the tokens
+ * survive (QuickBooks' own hiccup) leaves the realm connected and the call to its retries.
+ */
+export async function disconnectIfTokensRefused(
+  deps: Pick<TokenKeeperDeps, "tokens" | "registry" | "metrics" | "logger">,
+  realmId: string,
+): Promise<boolean> {
+  try {
+    await deps.tokens.refreshIfExpiring(realmId, 0);
+    return false;
+  } catch (err) {
+    return disconnectIfRefused(deps, realmId, err);
   }
 }

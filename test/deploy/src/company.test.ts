@@ -84,7 +84,7 @@ describe.skipIf(tools.missing !== undefined)(
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
-    async function spawnReconciler(id: string) {
+    async function spawnReconciler(id: string, extraEnv: Record<string, string> = {}) {
       const [port, opsPort] = [await freePort(), await freePort()];
       const child = spawn(process.execPath, [RECONCILER], {
         env: {
@@ -106,6 +106,7 @@ describe.skipIf(tools.missing !== undefined)(
           STATUS_MIN_INTERVAL_MS: "1000",
           COMPANY_RESYNC_MS: "5000",
           LOOP_INTERVAL_MS: "500",
+          ...extraEnv,
         },
         stdio: ["ignore", "ignore", "inherit"],
       });
@@ -298,20 +299,25 @@ describe.skipIf(tools.missing !== undefined)(
       expect((await pipeline.copy())[realmId]).toBeUndefined();
     }, 240_000);
 
-    it("company - a company connected without a resource (/connect) gets one", async () => {
-      const [company] = pipeline.realms as [Company];
-      const leader = reconcilers[0];
-      const started = await fetch(
-        `http://127.0.0.1:${leader?.opsPort}/connect?realmId=${company.realmId}&reconnect=true`,
-        { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` }, redirect: "manual" },
-      );
+    /** Connects a company through the leader's /connect, as an operator would, without a resource. */
+    const connectThrough = async (leader: (typeof reconcilers)[number], realmId: string) => {
+      const started = await fetch(`http://127.0.0.1:${leader.opsPort}/connect?realmId=${realmId}&reconnect=true`, {
+        headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+        redirect: "manual",
+      });
       const cookie = (started.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
       const approved = await fetch(started.headers.get("location") ?? "", { redirect: "manual" });
       const back = new URL(approved.headers.get("location") ?? "");
-      const callback = await fetch(`http://127.0.0.1:${leader?.port}/oauth/callback${back.search}`, {
+      const callback = await fetch(`http://127.0.0.1:${leader.port}/oauth/callback${back.search}`, {
         headers: { cookie },
       });
       expect(callback.status).toBe(200);
+    };
+
+    it("company - a company connected without a resource (/connect) gets one", async () => {
+      const [company] = pipeline.realms as [Company];
+      const [leader] = reconcilers as [(typeof reconcilers)[number]];
+      await connectThrough(leader, company.realmId);
       await until(`realm-${company.realmId}`, "Connected", "True");
     }, 120_000);
 
@@ -370,5 +376,69 @@ describe.skipIf(tools.missing !== undefined)(
       await apply("after-pause", { realmId: company.realmId });
       await until("after-pause", "Connected", "False", "AwaitingConsent");
     }, 120_000);
+
+    it("company - while no reconciler runs: a resource deleted, webhooks QuickBooks never sent, a company that revoked the app; the next leader finishes the deletion and reports MissedChanges and TokenRefused", async () => {
+      const alive = () => reconcilers.filter(({ child }) => child.exitCode === null && child.signalCode === null);
+      await expect
+        .poll(async () => (await Promise.all(alive().map(leads))).filter(Boolean).length, { timeout: 20_000 })
+        .toBe(1);
+      const leader = alive()[(await Promise.all(alive().map(leads))).indexOf(true)];
+      if (!leader) throw new Error("no leader");
+      const [quiet] = pipeline.realms as [Company];
+      const [revoking, leaving] = [pipeline.sandbox.createCompany(), pipeline.sandbox.createCompany()];
+      for (const company of [revoking, leaving]) {
+        company.create("Customer");
+        await connectThrough(leader, company.realmId);
+        await until(`realm-${company.realmId}`, "Ready", "True");
+      }
+      await until(`realm-${quiet.realmId}`, "Ready", "True");
+
+      for (const { child } of alive()) {
+        child.kill("SIGKILL");
+        await once(child, "exit");
+      }
+      // Meanwhile: an operator deletes a resource; QuickBooks drops the webhooks of three changes;
+      // a company disconnects the app in QuickBooks (its tokens are revoked at Intuit).
+      await plane.kubectl(["delete", "qbo", `realm-${leaving.realmId}`, "-n", NAMESPACE, "--wait=false"]);
+      pipeline.sandbox.setWebhookFaults("app", [{ kind: "drop", percent: 100 }]);
+      for (let i = 0; i < 3; i++) quiet.create("Customer");
+      pipeline.sandbox.disconnect("app", revoking.realmId);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      pipeline.sandbox.setWebhookFaults("app", []);
+      // Nobody runs the finalizer: the resource waits, marked for deletion.
+      const waiting = z
+        .object({ metadata: z.object({ deletionTimestamp: z.string(), finalizers: z.array(z.string()) }) })
+        .parse(await api.getNamespacedCustomObject({ ...API, name: `realm-${leaving.realmId}` }));
+      expect(waiting.metadata.finalizers).toContain("qbo-webhooks.io/revoke-tokens");
+      expect(pipeline.sandbox.connectedRealms("app")).toContain(leaving.realmId);
+
+      // Changes older than MISSED_GRACE_MS that no webhook announced count as missed.
+      await spawnReconciler("rec-d", { MISSED_GRACE_MS: "0" });
+      await expect
+        .poll(
+          () =>
+            read(`realm-${leaving.realmId}`).then(
+              () => "there",
+              (err: unknown) => (err instanceof ApiException ? err.code : String(err)),
+            ),
+          { timeout: 60_000 },
+        )
+        .toBe(404);
+      expect(pipeline.sandbox.connectedRealms("app")).not.toContain(leaving.realmId);
+      expect(await registry.get(leaving.realmId)).toBeUndefined();
+
+      await until(`realm-${quiet.realmId}`, "CaughtUp", "True");
+      await expect.poll(() => eventReasons(`realm-${quiet.realmId}`), { timeout: 30_000 }).toContain("MissedChanges");
+      await expect
+        .poll(async () => (await pipeline.feedCopy())[quiet.realmId], { timeout: 30_000 })
+        .toEqual(truthOf(quiet));
+
+      const refused = await until(`realm-${revoking.realmId}`, "TokensValid", "False", "TokensRefused", 60_000);
+      expect(condition(refused, "Connected")).toMatchObject({ status: "False", reason: "Disconnected" });
+      expect(condition(refused, "Ready")?.status).toBe("False");
+      await expect
+        .poll(() => eventReasons(`realm-${revoking.realmId}`), { timeout: 30_000 })
+        .toEqual(expect.arrayContaining(["TokenRefused", "Disconnected"]));
+    }, 240_000);
   },
 );

@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,9 +47,8 @@ describe("the image's files", () => {
     expect((await readdir(app)).sort()).toEqual(programs.flatMap((p) => [`${p}.mjs`, `${p}.mjs.map`]).sort());
   });
 
-  it("image - each service starts from it alone (in its directory, with only the environment the chart sets), is ready, and stops cleanly on SIGTERM", {
-    timeout: 90_000,
-  }, async () => {
+  /** Each service with the environment the chart sets for it (ports free ones). */
+  const serviceEnvs = async (): Promise<[string, Record<string, string>][]> => {
     const quickbooks = {
       QBO_ENVIRONMENT: "sandbox",
       QBO_API_BASE_URL: sandbox.url,
@@ -56,12 +56,18 @@ describe("the image's files", () => {
       QBO_CLIENT_SECRET: "image-test-secret",
       TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     };
-    const services: [string, Record<string, string>][] = [
+    return [
       ["ingress", { QBO_VERIFIER_TOKENS: "image-test-verifier", HTTP_PORT: String(await freePort()) }],
       ["ordering", {}],
       ["processor", quickbooks],
       ["reconciler", { ...quickbooks, HTTP_PORT: String(await freePort()) }],
     ];
+  };
+
+  it("image - each service starts from it alone (in its directory, with only the environment the chart sets), is ready, and stops cleanly on SIGTERM", {
+    timeout: 90_000,
+  }, async () => {
+    const services = await serviceEnvs();
     await Promise.all(
       services.map(async ([name, env]) => {
         const opsPort = await freePort();
@@ -91,6 +97,49 @@ describe("the image's files", () => {
         expect(code, `${name}: ${stderr}`).toBe(0);
       }),
     );
+  });
+
+  it("image - a service whose port is taken says in one line which port and which variable moves it, and exits 1 before it connects to anything", {
+    timeout: 90_000,
+  }, async () => {
+    // Nothing listens at this NATS address: a service that connected first would never get to its ports.
+    const nowhere = `nats://127.0.0.1:${await freePort()}`;
+    const cases = (await serviceEnvs()).flatMap(([name, env]) =>
+      ["OPS_PORT", ...("HTTP_PORT" in env ? ["HTTP_PORT"] : [])].map((variable) => ({ name, env, variable })),
+    );
+    for (const { name, env, variable } of cases) {
+      const holder = createServer();
+      holder.listen(0);
+      await once(holder, "listening");
+      const taken = (holder.address() as AddressInfo).port;
+      try {
+        const child = spawn(process.execPath, [join(app, `${name}.mjs`)], {
+          cwd: app,
+          env: {
+            PATH: process.env.PATH ?? "",
+            NATS_URL: nowhere,
+            ...env,
+            OPS_PORT: String(await freePort()),
+            [variable]: String(taken),
+          },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        children.push(child);
+        let stderr = "";
+        child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        const started = performance.now();
+        const [code] = await once(child, "exit");
+        expect(code, `${name} ${variable}: ${stderr}`).toBe(1);
+        expect(stderr, `${name} ${variable}`).toMatch(
+          new RegExp(
+            `^${name}: port ${taken} on \\S+ is taken by another program: stop it, or set ${variable} to a free port\\n$`,
+          ),
+        );
+        expect(performance.now() - started, `${name} ${variable}`).toBeLessThan(10_000);
+      } finally {
+        holder.close();
+      }
+    }
   });
 
   it("image - every metric the alert rules and dashboards read is exported by a service; every metric has help text, counters end in _total; every service reports qbo_build_info, qbo_ready and qbo_nats_connected", () => {
