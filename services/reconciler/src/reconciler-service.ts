@@ -62,7 +62,7 @@ export async function startReconciler(
   let client: NatsClient | undefined;
   let routes: { public: express.Router; ops: express.Router } | undefined;
   const natsConnected = () => client?.connected ?? false;
-  const isReady = () => !closing && natsConnected();
+  const isReady = () => !closing && routes !== undefined && natsConnected();
   const starting: express.RequestHandler = (_req, res) =>
     void res.status(503).set("retry-after", "1").json({ error: "starting, retry shortly" });
   // The public port: only where Intuit sends the browser back.
