@@ -1,8 +1,14 @@
 import type { ChangeEvent } from "@qbo-webhooks/contracts";
-import { type KV, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
+import { type KV, type KvEntry, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
 import { z } from "zod";
 
 export type Verdict = "newer" | "duplicate" | "stale";
+
+/** A verdict, and the entries read to reach it: `record` writes over them without reading them again. */
+export interface Judged {
+  readonly verdict: Verdict;
+  readonly read: ReadonlyMap<string, KvEntry | null>;
+}
 
 const Recorded = z.object({
   /** ms since the epoch of the newest change recorded for the entity. */
@@ -23,39 +29,52 @@ export class EntityVersions {
    * merged-away entity, so it counts as newer when it is newer for either of the two: the
    * surviving entity may have changed again since, and its later change says nothing of the merge.
    */
-  async judge(event: ChangeEvent): Promise<Verdict> {
-    const own = verdict(event, (await this.#read(event.realmId, event.entity, event.id))?.value);
-    if (own === "newer" || !event.deletedId) return own;
-    const mergedAway = verdict(event, (await this.#read(event.realmId, event.entity, event.deletedId))?.value);
-    return mergedAway === "newer" ? "newer" : own;
+  async judge(event: ChangeEvent): Promise<Judged> {
+    const read = new Map<string, KvEntry | null>();
+    const own = verdict(event, await this.#read(event.realmId, event.entity, event.id, read));
+    if (own === "newer" || !event.deletedId) return { verdict: own, read };
+    const mergedAway = verdict(event, await this.#read(event.realmId, event.entity, event.deletedId, read));
+    return { verdict: mergedAway === "newer" ? "newer" : own, read };
   }
 
   /**
    * Records `event` as the entity's newest change unless something newer is recorded already; on
-   * Merge the merged-away entity is recorded too, so late events about it are dropped.
+   * Merge the merged-away entity is recorded too, so late events about it are dropped. `judged`:
+   * what `judge` read for it (one read less per entity).
    */
-  async record(event: ChangeEvent): Promise<void> {
-    await this.#advance(event.realmId, event.entity, event.id, event);
-    if (event.deletedId) await this.#advance(event.realmId, event.entity, event.deletedId, event);
+  async record(event: ChangeEvent, judged?: Judged): Promise<void> {
+    await this.#advance(event.realmId, event.entity, event.id, event, judged);
+    if (event.deletedId) await this.#advance(event.realmId, event.entity, event.deletedId, event, judged);
   }
 
-  async #advance(realmId: string, entity: string, id: string, event: ChangeEvent): Promise<void> {
+  async #advance(realmId: string, entity: string, id: string, event: ChangeEvent, judged?: Judged): Promise<void> {
     const value: Recorded = { at: Date.parse(event.occurredAt), eventId: event.eventId };
+    const key = kvKey(realmId, entity, id);
     // Another replica may write first: the loop reads again and decides again.
-    await updateWithCas(this.kv, kvKey(realmId, entity, id), (current) =>
-      current && Recorded.parse(current.json()).at >= value.at ? undefined : JSON.stringify(value),
+    await updateWithCas(
+      this.kv,
+      key,
+      (current) => (current && Recorded.parse(current.json()).at >= value.at ? undefined : JSON.stringify(value)),
+      judged?.read.get(key),
     );
   }
 
   /** How `event` compares with what is recorded for its own entity (no Merge rule). */
   async verdictOf(event: ChangeEvent): Promise<Verdict> {
-    return verdict(event, (await this.#read(event.realmId, event.entity, event.id))?.value);
+    return verdict(event, await this.#read(event.realmId, event.entity, event.id));
   }
 
-  async #read(realmId: string, entity: string, id: string): Promise<{ value: Recorded; revision: number } | undefined> {
-    const entry = await this.kv.get(kvKey(realmId, entity, id));
-    if (entry?.operation !== "PUT") return undefined;
-    return { value: Recorded.parse(entry.json()), revision: entry.revision };
+  /** What is recorded for the entity; the entry read is kept in `read` when given. */
+  async #read(
+    realmId: string,
+    entity: string,
+    id: string,
+    read?: Map<string, KvEntry | null>,
+  ): Promise<Recorded | undefined> {
+    const key = kvKey(realmId, entity, id);
+    const entry = await this.kv.get(key);
+    read?.set(key, entry);
+    return entry?.operation === "PUT" ? Recorded.parse(entry.json()) : undefined;
   }
 }
 

@@ -12,9 +12,11 @@ export async function updateWithCas(
   kv: KV,
   key: string,
   next: (current: KvEntry | undefined) => string | undefined | Promise<string | undefined>,
+  /** The key's entry as the caller just read it (null: none): saves the first read; if stale, it costs a conflict. */
+  alreadyRead?: KvEntry | null,
 ): Promise<number | undefined> {
-  for (;;) {
-    const entry = await kv.get(key);
+  for (let first = true; ; first = false) {
+    const entry = first && alreadyRead !== undefined ? alreadyRead : await kv.get(key);
     const value = await next(entry?.operation === "PUT" ? entry : undefined);
     if (value === undefined) return undefined;
     try {

@@ -9,6 +9,7 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import type { Logger } from "@qbo-webhooks/observability";
+import "./settled-request-fix.js";
 
 export interface NatsClientOptions {
   /** One or more server URLs; credentials may ride in the URL (`nats://user:pass@host:4222`). */

@@ -82,28 +82,37 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
     await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
     return;
   }
-  for (const [i, pending] of ordered.entries()) {
-    try {
-      if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
-      await apply(deps, pending.event, fetched);
-    } catch (err) {
-      if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
-      // The lease is gone or lapsing: hand the rest back for the next holder, who applies them after
-      // whatever it has appended (our appends are refused from its first one on).
-      deps.logger.warn({ realmId, reason: err.message }, "partition lease lost mid-batch; events handed back");
-      for (const rest of ordered.slice(i)) rest.msg.nak();
-      return;
+  // Each entity type's watermark moves once per batch, to its latest event applied: the batch's
+  // events are in time order, and a watermark behind by a crash only makes the next CDC look further back.
+  const watermarks = new Map<EntityName, string>();
+  try {
+    for (const [i, pending] of ordered.entries()) {
+      try {
+        if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
+        const entity = await apply(deps, pending.event, fetched);
+        if (entity) watermarks.set(entity, pending.event.occurredAt);
+      } catch (err) {
+        if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
+        // The lease is gone or lapsing: hand the rest back for the next holder, who applies them after
+        // whatever it has appended (our appends are refused from its first one on).
+        deps.logger.warn({ realmId, reason: err.message }, "partition lease lost mid-batch; events handed back");
+        for (const rest of ordered.slice(i)) rest.msg.nak();
+        return;
+      }
+      pending.msg.ack();
     }
-    pending.msg.ack();
+  } finally {
+    for (const [entity, occurredAt] of watermarks) await deps.store.advanceWatermark(realmId, entity, occurredAt);
   }
 }
 
-async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Promise<void> {
+/** Applies one event; answers its entity type, or undefined for one we do not know (skipped). */
+async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Promise<EntityName | undefined> {
   const entity = entityNameFromAnyCase(event.entity);
   if (!entity) {
     deps.metrics.events.inc({ result: "failed" });
     deps.logger.warn({ entity: event.entity }, "unknown entity type; event skipped");
-    return;
+    return undefined;
   }
   if (event.operation === "Delete") {
     await deps.store.remove(event.realmId, entity, event.id, announcer(deps, event, entity, event.id, undefined));
@@ -125,8 +134,8 @@ async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Pro
       await deps.store.remove(event.realmId, entity, gone, announcer(deps, event, entity, gone, undefined));
     }
   }
-  await deps.store.advanceWatermark(event.realmId, entity, event.occurredAt);
   deps.metrics.freshness.observe(Math.max(0, (Date.now() - Date.parse(event.occurredAt)) / 1000));
+  return entity;
 }
 
 /** Publishes the change an event led to: the entity's new state, or its removal when `data` is undefined. */
