@@ -1,5 +1,5 @@
 export type { Announce } from "./entity-store.js";
-export { EntityStore } from "./entity-store.js";
+export { EntityStore, type ReadAhead } from "./entity-store.js";
 export { entityVersionOf, isNewerVersion, StoredEntity } from "./entity-version.js";
 export type { Judged, Verdict } from "./entity-versions.js";
 export { EntityVersions } from "./entity-versions.js";

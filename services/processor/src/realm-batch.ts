@@ -1,6 +1,6 @@
 import { SpanKind, trace } from "@opentelemetry/api";
 import { type AppliedChange, type ChangeEvent, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
-import { type EntityStore, entityVersionOf, StoredEntity } from "@qbo-webhooks/entity-store";
+import { type EntityStore, entityVersionOf, type ReadAhead, StoredEntity } from "@qbo-webhooks/entity-store";
 import { backoffMs, deadLetter, type JsMsg, type NatsClient, PublishError } from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import { type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
@@ -82,6 +82,14 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
     await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
     return;
   }
+  // Our copies of the entities the batch changes, read together rather than one round trip each.
+  const ahead = await deps.store.readAhead(
+    realmId,
+    ordered.flatMap(({ event }) => {
+      const entity = entityNameFromAnyCase(event.entity);
+      return entity && event.operation !== "Delete" ? [{ entity, id: event.id }] : [];
+    }),
+  );
   // Each entity type's watermark moves once per batch, to its latest event applied: the batch's
   // events are in time order, and a watermark behind by a crash only makes the next CDC look further back.
   const watermarks = new Map<EntityName, string>();
@@ -89,7 +97,7 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
     for (const [i, pending] of ordered.entries()) {
       try {
         if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
-        const entity = await apply(deps, pending.event, fetched);
+        const entity = await apply(deps, pending.event, fetched, ahead);
         if (entity) watermarks.set(entity, pending.event.occurredAt);
       } catch (err) {
         if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
@@ -107,7 +115,12 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
 }
 
 /** Applies one event; answers its entity type, or undefined for one we do not know (skipped). */
-async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Promise<EntityName | undefined> {
+async function apply(
+  deps: BatchDeps,
+  event: ChangeEvent,
+  fetched: Fetched,
+  ahead: ReadAhead,
+): Promise<EntityName | undefined> {
   const entity = entityNameFromAnyCase(event.entity);
   if (!entity) {
     deps.metrics.events.inc({ result: "failed" });
@@ -125,8 +138,8 @@ async function apply(deps: BatchDeps, event: ChangeEvent, fetched: Fetched): Pro
       const data = StoredEntity.parse(object);
       const announce = announcer(deps, event, entity, event.id, data);
       applied = event.repair
-        ? await deps.store.replace(event.realmId, entity, data, announce)
-        : await deps.store.applyIfNewer(event.realmId, entity, data, announce);
+        ? await deps.store.replace(event.realmId, entity, data, announce, ahead)
+        : await deps.store.applyIfNewer(event.realmId, entity, data, announce, ahead);
     }
     deps.metrics.events.inc({ result: applied ? "applied" : "stale" });
     if (event.operation === "Merge" && event.deletedId) {

@@ -111,10 +111,11 @@ const rows: Row[] = [];
 for (const syncAlways of [false, true]) {
   const fsync = syncAlways ? "always" : "default (2 min)";
   const nats = await NatsServerProcess.start({ syncAlways });
+  // Readiness is on the ops port; the public port serves the webhook alone.
   const ingress = await startServer(
     [INGRESS_MAIN],
     { NATS_URL: nats.url, QBO_VERIFIER_TOKENS: TOKEN, LOG_LEVEL: "warn" },
-    async (url) => (await fetch(`${url}/readyz`)).status === 200,
+    async ({ opsUrl }) => (await fetch(`${opsUrl}/readyz`)).status === 200,
   );
   try {
     await drive(ingress.url, WARMUP_RATE, WARMUP_SECONDS); // JIT and connection warm-up, not reported
@@ -135,7 +136,7 @@ for (const syncAlways of [false, true]) {
 }
 
 for (const framework of ["express", "node:http"]) {
-  const server = await startServer([CEILING_SERVER, framework], {}, async (url) => {
+  const server = await startServer([CEILING_SERVER, framework], {}, async ({ url }) => {
     return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
   });
   try {

@@ -95,7 +95,7 @@ const nats = await NatsServerProcess.start();
 const ingress = await startServer(
   [INGRESS_MAIN],
   { NATS_URL: nats.url, QBO_VERIFIER_TOKENS: TOKEN, LOG_LEVEL: "warn" },
-  async (url) => (await fetch(`${url}/readyz`)).status === 200,
+  async ({ opsUrl }) => (await fetch(`${opsUrl}/readyz`)).status === 200,
 );
 const rows: Row[] = [];
 try {
