@@ -1,13 +1,7 @@
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
 import { logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
-
-const CLI = fileURLToPath(new URL("../../../packages/cli/dist/qbo-webhooks.mjs", import.meta.url));
-const run = promisify(execFile);
 
 // The CLI as a user runs it, a process of its own, against a running pipeline.
 describe("qbo-webhooks against a running pipeline", () => {
@@ -22,13 +16,7 @@ describe("qbo-webhooks against a running pipeline", () => {
     await pipeline?.close();
   });
 
-  const cli = (env: Record<string, string>, ...args: string[]) =>
-    run(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? "", NATS_URL: pipeline.nats.url, ...env },
-    }).then(
-      (ok) => ({ code: 0, ...ok }),
-      (err: { code: number; stdout: string; stderr: string }) => err,
-    );
+  const cli = (env: Record<string, string>, ...args: string[]) => pipeline.cli(env, ...args);
   const ingressUrl = () => `http://127.0.0.1:${pipeline.ingress.port}/webhooks/quickbooks`;
   const local = () => ({
     SANDBOX_URL: pipeline.sandbox.url,

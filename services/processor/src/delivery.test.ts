@@ -1,10 +1,9 @@
-import { Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
-import { publishDurable } from "@qbo-webhooks/messaging";
+import { AppliedChange, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { seededRandom } from "@qbo-webhooks/sandbox";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
-import { logger, PARTITIONS, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
+import { logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
 // What the app receives is the guarantee here: checked at a receiver that verifies signatures and
 // deduplicates by webhook-id, against QuickBooks' own state, not against our internal copy.
@@ -93,29 +92,27 @@ describe("delivery to the app: per realm, in order, under the partition leases",
     // Whatever was dead-lettered shows to the app as a jump in its realm's sequence.
     await expect.poll(() => app.problems.some((p) => /jumped/.test(p)), { timeout: 30_000 }).toBe(true);
 
-    // Replay every delivery dead letter as `qbo-webhooks dlq replay` does (its routing is tested in the CLI).
+    // Replayed as a user would: `qbo-webhooks dlq replay`, a process of its own.
     const letters = await deliveryLetters(before);
-    for (const letter of letters) {
-      const { realmId } = JSON.parse(letter.string()) as { realmId: string };
-      await publishDurable(
-        pipeline.reader,
-        Subjects.deliveryReplays(partitionOf(realmId, PARTITIONS), realmId),
-        letter.data,
-        {
-          msgId: `replay-${letter.seq}`,
-          timeoutMs: 2000,
-          headers: {
-            [Headers.webhookId]: letter.header.get(Headers.webhookId),
-            [Headers.realmSequence]: letter.header.get(Headers.realmSequence),
-          },
-        },
-      );
-    }
+    const replay = await pipeline.cli({}, "dlq", "replay", "--all", "--stage", "delivery", "--json");
+    expect(replay).toMatchObject({ code: 0 });
+    expect(JSON.parse(replay.stdout)).toHaveLength(letters.length);
     await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(pipeline.truth());
     // Replays repeat old sequence numbers (the app can tell them by that); no version ever went backwards.
     expect(app.problems.filter((p) => !/jumped|sequence \d+ after/.test(p))).toEqual([]);
-    const replayedIds = new Set(letters.map((l) => l.header.get(Headers.webhookId)));
-    expect(replayedIds.size).toBe(letters.length);
+    // Each letter reached the app under its own webhook-id, unless a newer version of its entity had by then.
+    for (const letter of letters) {
+      const change = AppliedChange.parse(letter.json());
+      const newer = app.accepted.some(
+        (c) =>
+          c.realmId === change.realmId &&
+          c.entity === change.entity &&
+          c.id === change.id &&
+          Number(c.version?.syncToken ?? Number.POSITIVE_INFINITY) > Number(change.version?.syncToken ?? -1),
+      );
+      expect(app.took(letter.header.get(Headers.webhookId)) || newer, `letter ${letter.seq}`).toBe(true);
+    }
+    expect((await pipeline.cli({}, "dlq", "list", "--stage", "delivery")).stdout.trim()).toBe("no dead letters");
   });
 
   async function deliveryLetters(after: number) {

@@ -73,6 +73,8 @@ export async function startAppReceiver() {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/qbo-changes`,
     accepted,
+    /** Whether a delivery with this `webhook-id` was taken. */
+    took: (webhookId: string) => seen.has(webhookId),
     problems,
     get posts() {
       return posts;

@@ -1,4 +1,7 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
 import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
 import { testIngressConfig } from "@qbo-webhooks/ingress/testing";
@@ -18,6 +21,8 @@ export const logger = createLogger({
 });
 const TOKEN = "pipeline-verifier";
 export const PARTITIONS = 8;
+const CLI = fileURLToPath(new URL("../../../../packages/cli/dist/qbo-webhooks.mjs", import.meta.url));
+const execFileAsync = promisify(execFile);
 
 /**
  * The pipeline around the processor, for end-to-end tests and benchmarks: a real nats-server, the sandbox with
@@ -80,9 +85,10 @@ export async function startPipeline(
     clientSecret: "secret",
   });
   const realms: Company[] = Array.from({ length: options.realms ?? 3 }, () => sandbox.createCompany());
-  for (const company of realms) {
-    await tokens.save(company.realmId, issuedTokensOf(sandbox.connect("app", company.realmId), sandbox.clock.now()));
-  }
+  /** Consent given (again): the company's tokens stored as the reconciler stores them. */
+  const connect = async (realmId: string) =>
+    tokens.save(realmId, issuedTokensOf(sandbox.connect("app", realmId), sandbox.clock.now()));
+  for (const company of realms) await connect(company.realmId);
   const entities: KV = await openBucket(reader, Buckets.entities, { replicas });
 
   /** Our copy, as realm → "Entity/id" → SyncToken. */
@@ -248,6 +254,15 @@ export async function startPipeline(
     await Promise.all(natsNodes.map((node) => node.dispose()));
   };
 
+  /** `qbo-webhooks <args>` as a user runs it, a process of its own on this pipeline's NATS; never throws. */
+  const cli = (env: Record<string, string>, ...args: string[]) =>
+    execFileAsync(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? "", NATS_URL: natsServers.join(","), ...env },
+    }).then(
+      (ok) => ({ code: 0, ...ok }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+
   return {
     nats,
     /** Every node; one unless started as a cluster. */
@@ -271,6 +286,8 @@ export async function startPipeline(
     feedCopy,
     processorConfig,
     processorEnv,
+    connect,
+    cli,
     close,
   };
 }
