@@ -20,7 +20,7 @@ describe("NATS cluster failover", () => {
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    pipeline = await startPipeline({ cluster: 3, realms: 4 });
+    pipeline = await startPipeline({ cluster: 3, realms: 4, processes: true });
     app = await startAppReceiver();
     const child = spawn(process.execPath, [MAIN], {
       env: { PATH: process.env.PATH ?? "", ...pipeline.processorEnv("failover", app.url) },
@@ -100,7 +100,7 @@ describe("NATS cluster failover", () => {
     if (!killed || killedAt === undefined) throw new Error("the leader was never killed");
     await probing;
     const rate = probes.length / (PROBING_MS / 1000);
-    expect(rate, "notifications a second").toBeGreaterThan(20);
+    expect(rate, "notifications a second").toBeGreaterThanOrEqual(200);
     // Intake resumed within 10 s: from then on every probe was stored.
     const lastRefused = probes.filter((p) => p.status !== 200).at(-1)?.at ?? killedAt;
     expect(lastRefused - killedAt, "ms from the kill to the last refusal").toBeLessThan(10_000);
@@ -130,12 +130,8 @@ describe("NATS cluster failover", () => {
     await Promise.all(lost.map((node) => node.restart()));
 
     // QuickBooks retries what was refused (10 s, 20 s, 30 s, …); everything ends at the app in order.
-    const expected = pipeline.truth();
-    await expect.poll(pipeline.copy, { timeout: 150_000, interval: 1000 }).toEqual(expected);
-    expect(await pipeline.feedCopy()).toEqual(expected);
-    await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(expected);
-    expect(app.problems).toEqual([]);
-    for (const [key, versions] of await pipeline.changeHistories())
-      expect(versions, `${key} out of order in the feed`).toEqual([...versions].sort((a, b) => a - b));
+    await expect
+      .poll(() => pipeline.outputs(app), { timeout: 180_000, interval: 1000 })
+      .toEqual(pipeline.exactOutputs(app));
   });
 });

@@ -3,17 +3,15 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
-import { type IngressService, startIngress } from "@qbo-webhooks/ingress/service";
-import { testIngressConfig } from "@qbo-webhooks/ingress/testing";
 import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
-import { type OrderingService, startOrdering } from "@qbo-webhooks/ordering/service";
 import { issuedTokensOf, KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import type { ListenAddress } from "@qbo-webhooks/service-kit";
 import type { ProcessorConfig } from "../config.js";
-import { DELIVERY_SECRET } from "./app-receiver.js";
+import { type AppReceiver, DELIVERY_SECRET } from "./app-receiver.js";
+import { startIntakeInProcess, startIntakeProcesses } from "./intake.js";
 
 export const logger = createLogger({
   service: "pipeline-test",
@@ -37,6 +35,8 @@ export async function startPipeline(
     cluster?: number;
     /** How many times faster than real time the sandbox's clock runs (QuickBooks' retries, token expiry). */
     speed?: number;
+    /** The ingress and ordering as processes of their own, as in production (the fault suite); else in this one. */
+    processes?: boolean;
   } = {},
 ) {
   const partitions = options.partitions ?? PARTITIONS;
@@ -52,30 +52,16 @@ export async function startPipeline(
   // A cluster answers JetStream requests once it has elected its meta leader.
   await untilAnswers(() => reader.jsm.getAccountInfo(), 30_000);
   const sandbox = await Sandbox.start({ seed: 21, ...(options.speed ? { speed: options.speed } : {}) });
-  const ingressConfig = (httpPort: number) =>
-    testIngressConfig(natsServers, [TOKEN], { http: loopback(httpPort), streamReplicas: replicas });
-  let ingress: IngressService = await startIngress(ingressConfig(0), logger);
-  await ingress.ready;
-  const ingressPort = ingress.port;
-  const ordering: OrderingService = await startOrdering(
-    {
-      natsServers,
-      ops: loopback(0),
-      partitions,
-      maxAttempts: 5,
-      streamReplicas: replicas,
-      shutdownDeadlineMs: 8000,
-      logLevel: "silent",
-      exportTraces: false,
-    },
-    logger,
-  );
+  const intakeOptions = { natsServers, verifierToken: TOKEN, partitions, streamReplicas: replicas };
+  const intake = options.processes
+    ? await startIntakeProcesses(intakeOptions)
+    : await startIntakeInProcess(intakeOptions, logger);
   sandbox.registerApp({
     appId: "app",
     clientId: "client",
     clientSecret: "secret",
     verifierToken: TOKEN,
-    endpointUrl: `http://127.0.0.1:${ingressPort}/webhooks/quickbooks`,
+    endpointUrl: `http://127.0.0.1:${intake.ingress.port}/webhooks/quickbooks`,
     policy: options.policy ?? "current",
   });
   const tokens = new KvTokenSource(await openBucket(reader, Buckets.tokens, { replicas }), new TokenCipher(key), {
@@ -239,19 +225,30 @@ export async function startPipeline(
     return result;
   };
 
-  /** An ingress outage: QuickBooks' deliveries fail (connection refused) until `restoreIngress`. */
-  const stopIngress = () => ingress.close();
-  const restoreIngress = async () => {
-    ingress = await startIngress(ingressConfig(ingressPort), logger);
-    await ingress.ready;
-  };
-
   const close = async () => {
-    await ordering.close();
-    await ingress.close();
+    await intake.close();
     await sandbox.close();
     await reader.drain();
     await Promise.all(natsNodes.map((node) => node.dispose()));
+  };
+
+  /**
+   * What users see: our copy, what an app following the feed ends with, and, given one, what an app
+   * receiving the deliveries ends with and how they misled it; plus the entities whose versions in
+   * the feed are not each once and ascending. Compare with `exactOutputs` (`expect.poll`).
+   */
+  const outputs = async (app?: AppReceiver) => ({
+    copy: await copy(),
+    feed: await feedCopy(),
+    feedOutOfOrder: [...(await changeHistories())]
+      .filter(([, versions]) => versions.some((version, i) => i > 0 && version <= (versions[i - 1] ?? -1)))
+      .map(([key, versions]) => `${key}: ${versions.join(",")}`),
+    ...(app ? { app: app.copy(), appProblems: [...app.problems] } : {}),
+  });
+  /** `outputs` as they are when every change QuickBooks made reached every user, once and in order. */
+  const exactOutputs = (app?: AppReceiver) => {
+    const expected = truth();
+    return { copy: expected, feed: expected, feedOutOfOrder: [], ...(app ? { app: expected, appProblems: [] } : {}) };
   };
 
   /** `qbo-webhooks <args>` as a user runs it, a process of its own on this pipeline's NATS; never throws. */
@@ -272,11 +269,13 @@ export async function startPipeline(
     reader,
     sandbox,
     get ingress() {
-      return ingress;
+      return intake.ingress;
     },
-    stopIngress,
-    restoreIngress,
-    ordering,
+    ordering: intake.ordering,
+    /** The ingress and ordering processes, when started with `processes: true`. */
+    services: intake.processes,
+    stopIngress: () => intake.stopIngress(),
+    restoreIngress: () => intake.restoreIngress(),
     realms,
     copy,
     truth,
@@ -286,6 +285,8 @@ export async function startPipeline(
     feedCopy,
     processorConfig,
     processorEnv,
+    outputs,
+    exactOutputs,
     connect,
     cli,
     close,
