@@ -25,7 +25,8 @@ Options:
 
 Environment: PROCESSORS (2), PARTITIONS (16), SANDBOX_TRAFFIC_RATE (2 changes/s), HTTP_PORT (8080),
   SANDBOX_PORT (8090), NATS_PORT (4222), NATS_URL (a NATS of your own), LOCAL_PORT_OFFSET (moves
-  every port), LOCAL_DATA_DIR (.data), QBO_VERIFIER_TOKENS, QBO_CLIENT_SECRET, TOKEN_ENCRYPTION_KEY.
+  every port), LOCAL_DATA_DIR (.data), QBO_VERIFIER_TOKENS, QBO_CLIENT_SECRET, TOKEN_ENCRYPTION_KEY,
+  SERVICE_NODE_OPTIONS (Node options for the four services, not the sandbox).
 
 Exit codes: 0 stopped with Ctrl-C, 1 a service failed or another instance runs, 2 wrong command line.`;
 const options = parseOrExit("npm start", USAGE, {
@@ -180,7 +181,12 @@ if (!process.env.NATS_URL) {
   });
 }
 // Everything listens on loopback only; ops ports (health, metrics, /connect) are 9090 and up.
-const local = { HTTP_HOST: "127.0.0.1", OPS_HOST: "127.0.0.1" };
+// SERVICE_NODE_OPTIONS reaches our services only, not the sandbox (a heap ceiling, as a deployment sets).
+const local = {
+  HTTP_HOST: "127.0.0.1",
+  OPS_HOST: "127.0.0.1",
+  ...(process.env.SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS } : {}),
+};
 run("ingress", process.execPath, [join(root, "services", "ingress", "dist", "ingress.mjs")], {
   ...local,
   ...natsAs("ingress"),

@@ -79,7 +79,7 @@ async function phase(name: string, rate: number): Promise<Row[]> {
       "changes/s": changes / settings.CPU_SECONDS,
       "CPU ms / 1,000 changes": changes > 0 ? (pipelineMs / changes) * 1000 : Number.NaN,
       "CPU % of a core": (pipelineMs / (settings.CPU_SECONDS * 1000)) * 100,
-      "RSS MB": Number.NaN,
+      "RSS MB": "–",
     });
     return rows;
   } finally {

@@ -18,6 +18,12 @@ const Settings = z.object({
   SOAK_RATE: z.coerce.number().min(1).max(500).default(50),
   SOAK_PROCESSORS: z.coerce.number().int().min(1).max(8).default(2),
   SOAK_REALMS: z.coerce.number().int().min(1).max(1000).default(50),
+  /**
+   * Node's flags for our services (not the sandbox): by default a heap ceiling, as a deployment sets
+   * one (the chart's `heapMiB`), since without one V8 keeps garbage up to a share of the machine's
+   * memory. Empty for Node's defaults.
+   */
+  SOAK_NODE_OPTIONS: z.string().default("--max-old-space-size=96 --max-semi-space-size=2"),
 });
 const settings = Settings.parse(process.env);
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -45,6 +51,7 @@ const launcher = spawn(process.execPath, [join(ROOT, "scripts", "start-local.mjs
     SANDBOX_TRAFFIC_RATE: String(settings.SOAK_RATE),
     SANDBOX_REALMS: String(settings.SOAK_REALMS),
     PROCESSORS: String(settings.SOAK_PROCESSORS),
+    SERVICE_NODE_OPTIONS: settings.SOAK_NODE_OPTIONS,
     LOG_LEVEL: "warn",
     // A store and sandbox of its own, made afresh: not the ones `npm start` keeps in .data.
     LOCAL_DATA_DIR: await mkdtemp(join(tmpdir(), "qbo-soak-")),
@@ -66,6 +73,8 @@ async function sample(durationMs: number): Promise<Sample[]> {
   const samples: Sample[] = [];
   const start = Date.now();
   while (Date.now() - start <= durationMs) {
+    if (launcher.exitCode !== null || launcher.signalCode !== null)
+      throw new Error(`the pipeline stopped ${Math.round((Date.now() - start) / 1000)} s into the soak (its output is above)`);
     const rssMb = new Map<string, number>();
     for (const [name, pid] of await services(launcher.pid ?? 0)) rssMb.set(name, await residentMb(pid));
     samples.push({ atMs: Date.now() - start, rssMb, notifications: await notificationsAccepted() });
@@ -120,7 +129,7 @@ async function report(samples: Sample[], waiting: number): Promise<void> {
       : 0;
   printTable(
     `Soak: ${settings.SOAK_MINUTES} min, ${rate.toFixed(1)} notifications/s accepted, ${settings.SOAK_PROCESSORS} processors, ` +
-      `${settings.SOAK_REALMS} realms, ${waiting} notifications and events unprocessed at the end ` +
+      `${settings.SOAK_REALMS} realms, NODE_OPTIONS "${settings.SOAK_NODE_OPTIONS}", ${waiting} notifications and events unprocessed at the end ` +
       `(targets: each service <= ${LIMIT_MB} MB, growth < ${MAX_GROWTH * 100} % from minute ${WARM_UP_MS / 60_000} to the end)`,
     rows,
   );
