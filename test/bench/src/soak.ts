@@ -74,7 +74,9 @@ async function sample(durationMs: number): Promise<Sample[]> {
   const start = Date.now();
   while (Date.now() - start <= durationMs) {
     if (launcher.exitCode !== null || launcher.signalCode !== null)
-      throw new Error(`the pipeline stopped ${Math.round((Date.now() - start) / 1000)} s into the soak (its output is above)`);
+      throw new Error(
+        `the pipeline stopped ${Math.round((Date.now() - start) / 1000)} s into the soak (its output is above)`,
+      );
     const rssMb = new Map<string, number>();
     for (const [name, pid] of await services(launcher.pid ?? 0)) rssMb.set(name, await residentMb(pid));
     samples.push({ atMs: Date.now() - start, rssMb, notifications: await notificationsAccepted() });
