@@ -68,7 +68,8 @@ export class ServiceProcess {
   async #untilReady(): Promise<void> {
     const deadline = performance.now() + READY_WITHIN_MS;
     while (performance.now() < deadline) {
-      if (!this.#running()) throw new Error(`${this.name} exited (${this.#child.exitCode}) before it was ready`);
+      if (!this.#running())
+        throw new Error(`${this.name} exited (${this.#child.exitCode ?? this.#child.signalCode}) before it was ready`);
       const status = await fetch(`http://127.0.0.1:${this.opsPort}/readyz`).then(
         async (response) => {
           await response.arrayBuffer();
