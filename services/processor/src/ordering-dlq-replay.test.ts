@@ -1,13 +1,8 @@
 import { Buckets, Consumers, Streams } from "@qbo-webhooks/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
-import { logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
-
-/** What `dlq list --json` prints, as far as this test reads it. */
-const ListedLetters = z.array(z.object({ seq: z.number(), stage: z.string(), reason: z.string() }));
-type ListedLetter = z.infer<typeof ListedLetters>[number];
+import { type ListedLetter, logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
 // The ordering stage's dead letters, replayed by an operator once the cause is fixed, end where users
 // look: our copy, the feed and the app. The cause here is an operator's mistake: the bucket of
@@ -29,11 +24,6 @@ describe("ordering dead letters replayed once the cause is fixed", () => {
     await pipeline?.close();
   });
 
-  const orderingLetters = async (): Promise<ListedLetter[]> => {
-    const listed = await pipeline.cli({}, "dlq", "list", "--stage", "ordering", "--json");
-    expect(listed).toMatchObject({ code: 0 });
-    return ListedLetters.parse(JSON.parse(listed.stdout));
-  };
   const notificationsWaiting = async () => {
     const info = await pipeline.reader.jsm.consumers.info(Streams.webhooks.name, Consumers.ordering);
     return info.num_pending + info.num_ack_pending;
@@ -55,7 +45,7 @@ describe("ordering dead letters replayed once the cause is fixed", () => {
       .poll(
         async () => {
           const before = letters.length;
-          letters = await orderingLetters();
+          letters = await pipeline.deadLetters("ordering");
           return letters.length > 0 && letters.length === before && (await notificationsWaiting()) === 0;
         },
         { timeout: 90_000, interval: 3000 },

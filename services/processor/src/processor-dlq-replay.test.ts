@@ -1,13 +1,8 @@
 import type { Company } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
 import { type AppReceiver, startAppReceiver } from "./testing/app-receiver.js";
-import { logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
-
-/** What `dlq list --json` prints, as far as this test reads it. */
-const ListedLetters = z.array(z.object({ seq: z.number(), stage: z.string(), reason: z.string() }));
-type ListedLetter = z.infer<typeof ListedLetters>[number];
+import { type ListedLetter, logger, type Pipeline, startPipeline } from "./testing/pipeline-harness.js";
 
 // A dead letter is a promise to the operator: fix the cause, replay, and the change arrives. Proven
 // where users see it, from `qbo-webhooks dlq replay` (a process) to the feed and the app's copy.
@@ -26,12 +21,6 @@ describe("processor dead letters replayed once the cause is fixed", () => {
     await pipeline?.close();
   });
 
-  const processorLetters = async (): Promise<ListedLetter[]> => {
-    const listed = await pipeline.cli({}, "dlq", "list", "--stage", "processor", "--json");
-    expect(listed).toMatchObject({ code: 0 });
-    return ListedLetters.parse(JSON.parse(listed.stdout));
-  };
-
   it("dlq replay - a revoked company's events, dead-lettered, reach our copy, the feed and the app once it is connected again and they are replayed", {
     timeout: 90_000,
   }, async () => {
@@ -47,7 +36,7 @@ describe("processor dead letters replayed once the cause is fixed", () => {
       .poll(
         async () => {
           const before = letters.length;
-          letters = await processorLetters();
+          letters = await pipeline.deadLetters("processor");
           return letters.length >= customers.length && letters.length === before;
         },
         { timeout: 40_000, interval: 3000 },

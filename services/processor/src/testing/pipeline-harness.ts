@@ -2,13 +2,14 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { AppliedChange, Buckets, Streams } from "@qbo-webhooks/contracts";
+import { AppliedChange, Buckets, type DlqStage, Streams } from "@qbo-webhooks/contracts";
 import { type KV, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { issuedTokensOf, KvTokenSource, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { type Company, Sandbox, seededRandom, TrafficGenerator } from "@qbo-webhooks/sandbox";
 import type { ListenAddress } from "@qbo-webhooks/service-kit";
+import { z } from "zod";
 import type { ProcessorConfig } from "../config.js";
 import { type AppReceiver, DELIVERY_SECRET } from "./app-receiver.js";
 import { startIntakeInProcess, startIntakeProcesses } from "./intake.js";
@@ -21,6 +22,9 @@ const TOKEN = "pipeline-verifier";
 export const PARTITIONS = 8;
 const CLI = fileURLToPath(new URL("../../../../packages/cli/dist/qbo-webhooks.mjs", import.meta.url));
 const execFileAsync = promisify(execFile);
+/** What `qbo-webhooks dlq list --json` prints, as far as tests read it. */
+const ListedLetters = z.array(z.object({ seq: z.number(), stage: z.string(), reason: z.string() }));
+export type ListedLetter = z.infer<typeof ListedLetters>[number];
 
 /**
  * The pipeline around the processor, for end-to-end tests and benchmarks: a real nats-server, the sandbox with
@@ -260,6 +264,13 @@ export async function startPipeline(
       (err: { code: number; stdout: string; stderr: string }) => err,
     );
 
+  /** One stage's dead letters as `qbo-webhooks dlq list --stage <stage> --json` lists them. @throws when it fails. */
+  const deadLetters = async (stage: DlqStage): Promise<ListedLetter[]> => {
+    const listed = await cli({}, "dlq", "list", "--stage", stage, "--json");
+    if (listed.code !== 0) throw new Error(`dlq list exited ${listed.code}: ${listed.stderr}`);
+    return ListedLetters.parse(JSON.parse(listed.stdout));
+  };
+
   return {
     nats,
     /** Every node; one unless started as a cluster. */
@@ -289,6 +300,7 @@ export async function startPipeline(
     exactOutputs,
     connect,
     cli,
+    deadLetters,
     close,
   };
 }
