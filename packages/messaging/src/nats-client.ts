@@ -9,6 +9,7 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import type { Logger } from "@qbo-webhooks/observability";
+import "./coalesced-writes-fix.js";
 import "./settled-request-fix.js";
 
 export interface NatsClientOptions {

@@ -266,12 +266,11 @@ async function settledEvents(pipeline: Pipeline): Promise<number> {
   }
 }
 
-// BENCH_ONLY=scaling or BENCH_ONLY=scale-down runs that phase alone.
+// BENCH_ONLY=freshness (CDC's two rates), scaling or scale-down runs that phase alone.
 const only = process.env.BENCH_ONLY;
 const rows: Row[] = [];
-if (!only) rows.push(await freshness("cdc", 20));
-if (!only)
-  for (const strategy of ["cdc", "query"] as const) rows.push(await freshness(strategy, 5), await burst(strategy));
+if (!only || only === "freshness") rows.push(await freshness("cdc", 20), await freshness("cdc", 5));
+if (!only) rows.push(await burst("cdc"), await freshness("query", 5), await burst("query"));
 if (!only || only === "scale-down") rows.push(await scaleDown());
 const scaling: Row[] = [];
 if (!only || only === "scaling") for (const replicas of [1, 2, 4]) scaling.push(await throughput(replicas));

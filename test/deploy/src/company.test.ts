@@ -321,6 +321,47 @@ describe.skipIf(tools.missing !== undefined)(
       await until(`realm-${company.realmId}`, "Connected", "True");
     }, 120_000);
 
+    it("company - a status write that meets a conflict (409: someone changed the resource since it was read) is computed again from a fresh read and lands", async () => {
+      const [leader] = reconcilers as [(typeof reconcilers)[number]];
+      const conflicts = async () => {
+        const text = await fetch(`http://127.0.0.1:${leader.opsPort}/metrics`).then((r) => r.text());
+        return Number(/^qbo_company_status_writes_total\{[^}]*result="conflict"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      await expect.poll(() => leads(leader), { timeout: 30_000 }).toBe(true);
+      const before = await conflicts();
+      const names = Array.from({ length: 40 }, (_, i) => `busy-${i}`);
+      await Promise.all(
+        names.map((name, i) =>
+          api.createNamespacedCustomObject({
+            ...API,
+            body: {
+              apiVersion: "qbo-webhooks.io/v1alpha1",
+              kind: "QuickBooksCompany",
+              metadata: { name, labels: { batch: "busy" } },
+              spec: { realmId: String(9_100_000 + i), entities: ["Customer"] },
+            },
+          }),
+        ),
+      );
+      // While their first statuses wait their turn (20 writes/s), another client keeps changing every
+      // one of them: a write prepared on the version read before carries a stale resourceVersion.
+      const started = performance.now();
+      for (let round = 1; performance.now() - started < 4000; round++)
+        await plane.kubectl([
+          "annotate",
+          "qbo",
+          "-n",
+          NAMESPACE,
+          "-l",
+          "batch=busy",
+          `touched=${round}`,
+          "--overwrite",
+        ]);
+      for (const name of names) await until(name, "Connected", "False", "AwaitingConsent");
+      expect(await conflicts()).toBeGreaterThan(before);
+      await plane.kubectl(["delete", "qbo", "-n", NAMESPACE, "-l", "batch=busy", "--timeout=60s"]);
+    }, 120_000);
+
     it("company - two reconcilers: one leads; the leader killed (-9), the other leads within the lease and carries on", async () => {
       await spawnReconciler("rec-b");
       const ready = ({ opsPort }: { opsPort: number }) =>

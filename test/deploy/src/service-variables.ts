@@ -12,4 +12,4 @@ export const SERVICE_VARIABLES = {
 };
 
 /** Variables the chart sets for the runtime, not for a service's own configuration. */
-export const RUNTIME_VARIABLES = ["NODE_OPTIONS"];
+export const RUNTIME_VARIABLES = ["NODE_OPTIONS", "MALLOC_ARENA_MAX"];
