@@ -1,7 +1,10 @@
+import { Agent } from "node:https";
 import { fileURLToPath } from "node:url";
+import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "@qbo-webhooks/observability";
+import { PooledKubeConfig } from "@qbo-webhooks/reconciler/kube-config";
 import { KubernetesLeaseLock, leaderLockContract } from "@qbo-webhooks/reconciler/testing/leader-lock-contract";
-import { describe } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ControlPlane, k8sTools } from "./control-plane.js";
 
 // The reconciler's leader election on a real kube-apiserver (which refuses what a stand-in accepted:
@@ -28,5 +31,37 @@ describe.skipIf(tools.missing !== undefined)(
       },
       logger,
     );
+  },
+);
+
+describe.skipIf(tools.missing !== undefined)(
+  `the reconciler's Kubernetes client on a real kube-apiserver ${tools.missing ? `(skipped: ${tools.missing})` : ""}`,
+  () => {
+    it("kube - the reconciler's API requests share one keep-alive TLS connection (@kubernetes/client-node alone opens one per request)", async () => {
+      const plane = await ControlPlane.start(tools);
+      try {
+        const { account, config } = await plane.installAsReconciler(CHART, "pool");
+        /** TLS connections opened for 20 requests made one after another with `kubeConfig`. */
+        const connectionsFor = async (kubeConfig: KubeConfig) => {
+          const api = kubeConfig.makeApiClient(CoordinationV1Api);
+          const opened = vi.spyOn(Agent.prototype, "createConnection");
+          try {
+            for (let i = 0; i < 20; i++) {
+              // Answered (the Lease, or 404 before anyone leads) either way: what counts is the connection.
+              await api.readNamespacedLease({ name: account, namespace: "pool" }).catch(() => undefined);
+            }
+            return opened.mock.calls.length;
+          } finally {
+            opened.mockRestore();
+          }
+        };
+        const pooled = new PooledKubeConfig();
+        pooled.loadFromString(config.exportConfig());
+        expect(await connectionsFor(pooled)).toBe(1);
+        expect(await connectionsFor(config)).toBe(20);
+      } finally {
+        await plane.stop();
+      }
+    }, 120_000);
   },
 );

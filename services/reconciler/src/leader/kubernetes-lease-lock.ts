@@ -1,6 +1,7 @@
-import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import type { LeaderRecord } from "@qbo-webhooks/contracts";
 import type { LeaderLock } from "./leader-lock.js";
+import { PooledKubeConfig } from "./pooled-kube-config.js";
 
 /** Leadership in a `coordination.k8s.io/v1` Lease, the way Kubernetes' own controllers elect. */
 export class KubernetesLeaseLock implements LeaderLock {
@@ -68,7 +69,7 @@ export class KubernetesLeaseLock implements LeaderLock {
 
 /** In a pod, its service account's access; elsewhere, KUBECONFIG or ~/.kube/config. */
 export function defaultKubeConfig(): KubeConfig {
-  const config = new KubeConfig();
+  const config = new PooledKubeConfig();
   config.loadFromDefault();
   return config;
 }
