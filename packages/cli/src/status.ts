@@ -48,16 +48,16 @@ export async function readStatus(
   realms: RealmRegistry,
   ops: readonly OpsAddress[],
 ): Promise<PipelineStatus> {
-  const [services, records, webhooks] = await Promise.all([
-    Promise.all(ops.map(probe)),
-    realms.list(),
-    client.jsm.streams.info(Streams.webhooks.name).catch((err: unknown) => {
-      throw new Error(
-        `cannot read stream ${Streams.webhooks.name} (${err instanceof Error ? err.message : String(err)}): ` +
-          "is this the pipeline's NATS, and has a service started on it (they create the streams)?",
-      );
-    }),
-  ]);
+  // First, alone: on a NATS without the streams nothing else is started. Reads still in flight when
+  // the command failed and drained the connection left a timer holding the CLI open for 30 s (1 run
+  // in 3 to 18 of `status`, once the bundle was smaller and started faster).
+  const webhooks = await client.jsm.streams.info(Streams.webhooks.name).catch((err: unknown) => {
+    throw new Error(
+      `cannot read stream ${Streams.webhooks.name} (${err instanceof Error ? err.message : String(err)}): ` +
+        "is this the pipeline's NATS, and has a service started on it (they create the streams)?",
+    );
+  });
+  const [services, records] = await Promise.all([Promise.all(ops.map(probe)), realms.list()]);
   const oldest: Record<string, number> = { [Streams.webhooks.name]: oldestWaitingSeconds(webhooks.state) };
   for (const spec of STAGE_STREAMS) {
     if (spec.name === Streams.webhooks.name) continue; // read above
