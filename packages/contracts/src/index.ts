@@ -16,6 +16,7 @@ export {
   rfc3339,
   sameConditions,
 } from "./company-conditions.js";
+export { compareText } from "./compare-text.js";
 export type { EntityName } from "./entity-names.js";
 export { ENTITY_NAMES, entityNameFromAnyCase } from "./entity-names.js";
 export { CDC_UNSUPPORTED_ENTITIES, operationsOf } from "./entity-operations.js";

@@ -48,19 +48,29 @@ export class EntityStore {
   }
 
   /**
-   * Reads our copies of several entities at once: the requests leave together (one write to the
-   * socket instead of one each), and `applyIfNewer`/`replace` then write over what was read without
-   * reading it again. A copy changed meanwhile costs a conflict and a fresh read, nothing more.
+   * Reads our copies of several entities, and the watermarks of the entity types a batch touches, at
+   * once: the requests leave together (one write to the socket instead of one each), and
+   * `applyIfNewer`/`replace`/`advanceWatermark` then write over what was read without reading it
+   * again. A key changed meanwhile costs a conflict and a fresh read, nothing more.
    */
   async readAhead(
     realmId: string,
     refs: Iterable<{ readonly entity: string; readonly id: string }>,
+    watermarkTypes: Iterable<string> = [],
   ): Promise<ReadAhead> {
-    const keys = new Set([...refs].map(({ entity, id }) => kvKey(realmId, entity, id)));
-    const entries = await Promise.all(
-      [...keys].map(async (key): Promise<[string, KvEntry | null]> => [key, await this.entities.get(key)]),
-    );
-    return new ReadAhead(new Map(entries));
+    const read = (kv: KV, keys: Iterable<string>) =>
+      Promise.all([...new Set(keys)].map(async (key): Promise<[string, KvEntry | null]> => [key, await kv.get(key)]));
+    const [entries, watermarks] = await Promise.all([
+      read(
+        this.entities,
+        [...refs].map(({ entity, id }) => kvKey(realmId, entity, id)),
+      ),
+      read(
+        this.watermarksKv,
+        [...watermarkTypes].map((entity) => kvKey(realmId, entity)),
+      ),
+    ]);
+    return new ReadAhead(new Map(entries), new Map(watermarks));
   }
 
   /**
@@ -103,9 +113,13 @@ export class EntityStore {
   }
 
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
-  async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
-    await updateWithCas(this.watermarksKv, kvKey(realmId, entity), (current) =>
-      current && Date.parse(current.string()) >= Date.parse(occurredAt) ? undefined : occurredAt,
+  async advanceWatermark(realmId: string, entity: string, occurredAt: string, ahead?: ReadAhead): Promise<void> {
+    const key = kvKey(realmId, entity);
+    await updateWithCas(
+      this.watermarksKv,
+      key,
+      (current) => (current && Date.parse(current.string()) >= Date.parse(occurredAt) ? undefined : occurredAt),
+      ahead?.takeWatermark(key),
     );
   }
 
@@ -147,13 +161,24 @@ function unescapeKeyPart(part: string): string {
   return part.replace(/=([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
-/** Copies read ahead by `EntityStore.readAhead`, each used once: a second change of the same entity reads afresh. */
+/** Entries read ahead by `EntityStore.readAhead`, each used once: a second change of the same key reads afresh. */
 export class ReadAhead {
-  constructor(private readonly entries: Map<string, KvEntry | null>) {}
+  constructor(
+    private readonly entries: Map<string, KvEntry | null>,
+    private readonly watermarks: Map<string, KvEntry | null> = new Map(),
+  ) {}
 
   take(key: string): KvEntry | null | undefined {
-    const entry = this.entries.get(key);
-    this.entries.delete(key);
-    return entry;
+    return takeFrom(this.entries, key);
   }
+
+  takeWatermark(key: string): KvEntry | null | undefined {
+    return takeFrom(this.watermarks, key);
+  }
+}
+
+function takeFrom(entries: Map<string, KvEntry | null>, key: string): KvEntry | null | undefined {
+  const entry = entries.get(key);
+  entries.delete(key);
+  return entry;
 }

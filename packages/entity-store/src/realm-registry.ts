@@ -1,4 +1,4 @@
-import { RealmRecord } from "@qbo-webhooks/contracts";
+import { compareText, RealmRecord } from "@qbo-webhooks/contracts";
 import { type KV, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
 
 /** A realm's record as last seen by a follower, and when (monotonic ms). */
@@ -57,7 +57,7 @@ export class RealmRegistry {
     })();
     await initialized;
     return {
-      list: () => [...records.values()].sort((a, b) => a.record.realmId.localeCompare(b.record.realmId)),
+      list: () => [...records.values()].sort((a, b) => compareText(a.record.realmId, b.record.realmId)),
       get: (realmId) => records.get(kvKey(realmId))?.record,
       stop: () => watch.stop(),
     };
@@ -76,7 +76,7 @@ export class RealmRegistry {
       const entry = await this.kv.get(key);
       if (entry?.operation === "PUT") realms.set(key, RealmRecord.parse(entry.json()));
     }
-    return [...realms.values()].sort((a, b) => a.realmId.localeCompare(b.realmId));
+    return [...realms.values()].sort((a, b) => compareText(a.realmId, b.realmId));
   }
 
   /**

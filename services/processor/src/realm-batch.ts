@@ -82,13 +82,15 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
     await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
     return;
   }
-  // Our copies of the entities the batch changes, read together rather than one round trip each.
+  // Our copies of the entities the batch changes, and the watermarks of their types, read together
+  // rather than one round trip each.
   const ahead = await deps.store.readAhead(
     realmId,
     ordered.flatMap(({ event }) => {
       const entity = entityNameFromAnyCase(event.entity);
       return entity && event.operation !== "Delete" ? [{ entity, id: event.id }] : [];
     }),
+    ordered.flatMap(({ event }) => entityNameFromAnyCase(event.entity) ?? []),
   );
   // Each entity type's watermark moves once per batch, to its latest event applied: the batch's
   // events are in time order, and a watermark behind by a crash only makes the next CDC look further back.
@@ -110,7 +112,8 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
       pending.msg.ack();
     }
   } finally {
-    for (const [entity, occurredAt] of watermarks) await deps.store.advanceWatermark(realmId, entity, occurredAt);
+    for (const [entity, occurredAt] of watermarks)
+      await deps.store.advanceWatermark(realmId, entity, occurredAt, ahead);
   }
 }
 

@@ -11,7 +11,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
-import { cpuSeconds, residentMb, running, services } from "./local-pipeline.js";
+import { running, services } from "./local-pipeline.js";
+import { cpuSeconds, residentMb } from "./process-usage.js";
 
 const Settings = z.object({
   CPU_STEADY_RATE: z.coerce.number().min(1).max(500).default(50),

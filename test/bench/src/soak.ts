@@ -11,7 +11,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
-import { residentMb, running, services, unprocessed } from "./local-pipeline.js";
+import { running, services, unprocessed } from "./local-pipeline.js";
+import { residentMb } from "./process-usage.js";
 
 const Settings = z.object({
   SOAK_MINUTES: z.coerce.number().min(1).max(180).default(30),

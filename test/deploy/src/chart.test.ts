@@ -95,7 +95,14 @@ const Rendered = z.looseObject({
 });
 const PodTemplate = z.looseObject({
   metadata: z.looseObject({ annotations: z.record(z.string(), z.string()) }),
-  spec: z.looseObject({ containers: z.array(z.looseObject({ env: z.array(z.looseObject({ name: z.string() })) })) }),
+  spec: z.looseObject({
+    containers: z.array(
+      z.looseObject({
+        args: z.array(z.string()).optional(),
+        env: z.array(z.looseObject({ name: z.string(), value: z.string().optional() })),
+      }),
+    ),
+  }),
 });
 const ScaledObjectSpec = z.looseObject({
   maxReplicaCount: z.number(),
@@ -144,6 +151,24 @@ describe.skipIf(missing !== undefined)(`the chart ${missing ? `(skipped: ${missi
         throw new Error(`${name}: ${err.stdout}`);
       });
       expect(stdout, name).toMatch(/Invalid: 0, Errors: 0, Skipped: 0/);
+    }
+  });
+
+  it("chart - node starts with the flags and NODE_OPTIONS it gives each service, before the service's program", async () => {
+    const rendered = objects(await template(MATRIX.defaults ?? []));
+    for (const service of Object.keys(SERVICE_VARIABLES)) {
+      const deployment = rendered.find(
+        (o) => o.kind === "Deployment" && o.metadata.name === `qbo-qbo-webhooks-${service}`,
+      );
+      const [container] = podTemplate(deployment).spec.containers;
+      const args = container?.args ?? [];
+      expect(args.at(-1), service).toBe(`/app/${service}.mjs`);
+      const options = container?.env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+      // Node refuses an unknown flag, or one NODE_OPTIONS may not carry, and exits 9.
+      await expect(
+        run(process.execPath, [...args.slice(0, -1), "-e", ""], { env: { ...process.env, NODE_OPTIONS: options } }),
+        `${service}: node ${args.slice(0, -1).join(" ")} with NODE_OPTIONS=${options}`,
+      ).resolves.toBeDefined();
     }
   });
 

@@ -4,10 +4,11 @@
 // until every resource shows its status, and the leader's memory (RSS of the process). Bounded:
 // BENCH_COMPANIES resources, BENCH_COMPANY_SECONDS of traffic, loopback only. `npm run bench`.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuSeconds, residentMb } from "@qbo-webhooks/bench/process-usage";
 import { printTable, type Row, writeResults } from "@qbo-webhooks/bench/report";
 import { Buckets } from "@qbo-webhooks/contracts";
 import { RealmRegistry } from "@qbo-webhooks/entity-store";
@@ -18,6 +19,7 @@ import { expect, it } from "vitest";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
 import { companyReconcilerEnv } from "./reconciler-env.js";
+import { RUNTIME_VARIABLES } from "./service-variables.js";
 
 const COMPANIES = Number(process.env.BENCH_COMPANIES ?? 1000);
 const SECONDS = Number(process.env.BENCH_COMPANY_SECONDS ?? 180);
@@ -57,9 +59,10 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
     }));
     await plane.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
 
+    const runtime = await chartRuntime(plane, account);
     const opsPort = await freePort();
     const started = performance.now();
-    child = spawn(process.execPath, [RECONCILER], {
+    child = spawn(process.execPath, [...runtime.flags, RECONCILER], {
       env: {
         ...companyReconcilerEnv(pipeline, {
           id: "bench-leader",
@@ -72,15 +75,12 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
         // Webhooks silent for a minute count: conditions keep changing through the run.
         SILENCE_MS: "60000",
         SILENCE_MIN_MS: "10000",
-        // For experiments (heap limits, snapshots): BENCH_RECONCILER_NODE_OPTIONS, and glibc's MALLOC_ARENA_MAX.
-        NODE_OPTIONS: process.env.BENCH_RECONCILER_NODE_OPTIONS ?? "",
-        ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+        ...runtime.env,
       },
       stdio: ["ignore", "ignore", "inherit"],
     });
     const pid = child.pid ?? 0;
-    const rss = async () =>
-      Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    const rss = () => residentMb(pid);
     const writes = async (result: string) => {
       const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then(
         (r) => r.text(),
@@ -123,6 +123,7 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
         "deferred/min": Number.NaN,
         conflicts: await writes("conflict"),
         "RSS MiB (peak)": peak,
+        "leader CPU s": await cpuSeconds(pid),
       },
     ];
     const trafficStart = performance.now();
@@ -133,7 +134,9 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
       traffic.step(50);
       minutePeak = Math.max(minutePeak, await rss());
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      if (performance.now() - minuteStart >= 60_000) {
+      // A row per minute of traffic, and one for the part of a minute the traffic ends in.
+      const ending = performance.now() - trafficStart >= SECONDS * 1000;
+      if (performance.now() - minuteStart >= 60_000 || ending) {
         const [written, deferred] = [await writes("written"), await writes("deferred")];
         const minutes = (performance.now() - minuteStart) / 60_000;
         rows.push({
@@ -143,13 +146,19 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
           "deferred/min": (deferred - deferredBefore) / minutes,
           conflicts: await writes("conflict"),
           "RSS MiB (peak)": minutePeak,
+          "leader CPU s": await cpuSeconds(pid),
         });
         peak = Math.max(peak, minutePeak);
         [writtenBefore, deferredBefore, minuteStart, minutePeak] = [written, deferred, performance.now(), 0];
       }
     }
-    printTable(`QuickBooksCompany resources: ${COMPANIES}, status writes and the leader's memory`, rows);
-    process.stdout.write(`\nresults: ${await writeResults("company-operator", { companies: COMPANIES, rows })}\n`);
+    printTable(
+      `QuickBooksCompany resources: ${COMPANIES}, status writes and the leader's memory (node ${[...runtime.flags, ...Object.entries(runtime.env).map(([k, v]) => `${k}=${v}`)].join(" ")})`,
+      rows,
+    );
+    process.stdout.write(
+      `\nresults: ${await writeResults("company-operator", { companies: COMPANIES, runtime, rows })}\n`,
+    );
     expect(peak).toBeGreaterThan(0);
   } finally {
     child?.kill("SIGKILL");
@@ -158,3 +167,32 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * How the chart just installed runs the reconciler: the Node flags before its program and the runtime
+ * variables (heap ceiling, malloc arenas), read from its Deployment, so the bench measures what a
+ * default install runs. For experiments, BENCH_RECONCILER_NODE_ARGS and BENCH_RECONCILER_NODE_OPTIONS
+ * replace them, and glibc's MALLOC_* variables from the bench's environment are added.
+ */
+async function chartRuntime(plane: ControlPlane, deployment: string) {
+  const Container = z.object({
+    args: z.array(z.string()),
+    env: z.array(z.object({ name: z.string(), value: z.string().optional() })),
+  });
+  const { spec } = z
+    .object({ spec: z.object({ template: z.object({ spec: z.object({ containers: z.array(Container) }) }) }) })
+    .parse(JSON.parse(await plane.kubectl(["get", "deployment", deployment, "-n", NAMESPACE, "-o", "json"])));
+  const [container] = spec.template.spec.containers;
+  if (!container) throw new Error(`deployment ${deployment} has no container`);
+  const env = Object.fromEntries(
+    container.env.flatMap(({ name, value }) =>
+      RUNTIME_VARIABLES.includes(name) && value !== undefined ? [[name, value]] : [],
+    ),
+  );
+  const { BENCH_RECONCILER_NODE_ARGS: args, BENCH_RECONCILER_NODE_OPTIONS: options } = process.env;
+  const malloc = Object.entries(process.env).filter(([name]) => name.startsWith("MALLOC_"));
+  return {
+    flags: args !== undefined ? args.split(" ").filter(Boolean) : container.args.slice(0, -1),
+    env: { ...env, ...(options !== undefined ? { NODE_OPTIONS: options } : {}), ...Object.fromEntries(malloc) },
+  };
+}

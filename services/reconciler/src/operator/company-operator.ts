@@ -16,6 +16,7 @@ import {
 import {
   type CompanyCondition,
   companyConditions,
+  compareText,
   type EntityName,
   type RealmRecord,
   rfc3339,
@@ -252,8 +253,8 @@ export class CompanyOperator {
       .filter((r): r is CompanyResource => r !== undefined && r.metadata.deletionTimestamp === undefined)
       .sort(
         (a, b) =>
-          (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") ||
-          a.metadata.name.localeCompare(b.metadata.name),
+          compareText(a.metadata.creationTimestamp ?? "", b.metadata.creationTimestamp ?? "") ||
+          compareText(a.metadata.name, b.metadata.name),
       )[0];
     if (first && first.metadata.name !== metadata.name) {
       return { reason: "DuplicateRealm", message: `${first.metadata.name} already stands for realm ${spec.realmId}` };
