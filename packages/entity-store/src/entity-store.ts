@@ -11,7 +11,7 @@ export type Announce = () => Promise<void>;
 
 /**
  * Our copy of every entity (KV `qbo-entities`) and how far each realm and entity type has been
- * processed (KV `qbo-watermarks`, where CDC catch-up starts). Every write is compare-and-set and
+ * applied (KV `qbo-watermarks`). Every write is compare-and-set and
  * comes after its announcement; a copy is replaced only by a newer one, so replays change nothing.
  */
 export class EntityStore {

@@ -92,8 +92,8 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
     }),
     ordered.flatMap(({ event }) => entityNameFromAnyCase(event.entity) ?? []),
   );
-  // Each entity type's watermark moves once per batch, to its latest event applied: the batch's
-  // events are in time order, and a watermark behind by a crash only makes the next CDC look further back.
+  // Each entity type's watermark moves once per batch, to its latest event applied (the batch's
+  // events are in time order); after a crash mid-batch it stays behind until that type's next batch.
   const watermarks = new Map<EntityName, string>();
   try {
     for (const [i, pending] of ordered.entries()) {

@@ -25,7 +25,7 @@ const EVENTS_PER_MESSAGE = 500;
 const encoder = new TextEncoder();
 
 /**
- * `catch-up`: from the watermarks; `daily`: over the last day, also repairing our copy; `requested`:
+ * `catch-up`: from where the realm was last verified; `daily`: over the last day, also repairing our copy; `requested`:
  * by hand (or a reconnect), which takes every change up to now, however young.
  */
 export type CdcKind = NonNullable<RealmRecord["lastCdcSummary"]>["kind"];
@@ -46,8 +46,9 @@ export interface CdcDeps {
 }
 
 /**
- * One CDC run for one realm: scans QuickBooks from the realm's oldest watermark (or the start of
- * its last verified run, if older), and publishes what the pipeline has not seen as `source=cdc`
+ * One CDC run for one realm: scans QuickBooks from the point the realm was last verified up to, less a
+ * margin (a daily run from its last daily run, if older; a full resync when neither is known or it is
+ * beyond CDC's reach), and publishes what the pipeline has not seen as `source=cdc`
  * events to QBO_WEBHOOKS, so ordering dedupes and drops stale ones as for webhooks; where our copy
  * is behind by version though not by time, as a repair. Changes no webhook announced count as
  * missed. A full resync also removes what QuickBooks no longer has; a daily run also repairs
