@@ -18,7 +18,7 @@ import { startPipeline } from "@qbo-webhooks/processor/testing";
 import { expect, it } from "vitest";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
-import { companyReconcilerEnv } from "./reconciler-env.js";
+import { companyReconcilerEnv, companyStatusWrites } from "./reconciler-env.js";
 import { RUNTIME_VARIABLES } from "./service-variables.js";
 
 const COMPANIES = Number(process.env.BENCH_COMPANIES ?? 1000);
@@ -81,16 +81,7 @@ it.skipIf(tools.missing !== undefined)(`company operator: ${COMPANIES} resources
     });
     const pid = child.pid ?? 0;
     const rss = () => residentMb(pid);
-    const writes = async (result: string) => {
-      const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then(
-        (r) => r.text(),
-        () => "",
-      );
-      const line = new RegExp(`^qbo_company_status_writes_total\\{[^}]*result="${result}"[^}]*\\} (\\d+)`, "m").exec(
-        text,
-      );
-      return Number(line?.[1] ?? 0);
-    };
+    const writes = (result: "written" | "deferred" | "conflict") => companyStatusWrites(opsPort, result);
     const withStatus = async () => {
       const list = z
         .object({ items: z.array(z.object({ status: z.object({ observedGeneration: z.number() }).optional() })) })

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import { ControlPlane, k8sTools } from "./control-plane.js";
-import { companyReconcilerEnv } from "./reconciler-env.js";
+import { companyReconcilerEnv, companyStatusWrites } from "./reconciler-env.js";
 
 // QuickBooksCompany resources on a real kube-apiserver, as the chart installs them (its CRD, and
 // the reconciler's ServiceAccount and Role), managed by reconciler processes against the sandbox:
@@ -323,10 +323,7 @@ describe.skipIf(tools.missing !== undefined)(
 
     it("company - a status write that meets a conflict (409: someone changed the resource since it was read) is computed again from a fresh read and lands", async () => {
       const [leader] = reconcilers as [(typeof reconcilers)[number]];
-      const conflicts = async () => {
-        const text = await fetch(`http://127.0.0.1:${leader.opsPort}/metrics`).then((r) => r.text());
-        return Number(/^qbo_company_status_writes_total\{[^}]*result="conflict"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-      };
+      const conflicts = () => companyStatusWrites(leader.opsPort, "conflict");
       await expect.poll(() => leads(leader), { timeout: 30_000 }).toBe(true);
       const before = await conflicts();
       const names = Array.from({ length: 40 }, (_, i) => `busy-${i}`);

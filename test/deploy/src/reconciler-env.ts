@@ -31,3 +31,19 @@ export function companyReconcilerEnv(
     LOG_LEVEL: "warn",
   };
 }
+
+/**
+ * `qbo_company_status_writes_total{result}` of the reconciler whose ops port is `opsPort`: written,
+ * deferred (over the rate limit) or conflict (409, computed again). 0 while it does not answer.
+ */
+export async function companyStatusWrites(
+  opsPort: number,
+  result: "written" | "deferred" | "conflict",
+): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then(
+    (r) => r.text(),
+    () => "",
+  );
+  const line = new RegExp(`^qbo_company_status_writes_total\\{[^}]*result="${result}"[^}]*\\} (\\d+)`, "m").exec(text);
+  return Number(line?.[1] ?? 0);
+}
