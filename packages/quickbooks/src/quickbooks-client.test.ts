@@ -235,3 +235,66 @@ describe("quickbooks-client requests", () => {
     expect(seen).toEqual([{ url: "/v3/company/42/customer/1?minorversion=75", authorization: "Bearer at-1" }]);
   });
 });
+
+describe("quickbooks-client turns", () => {
+  /** A limiter that tells when a turn is asked for and given back. */
+  class RecordingLimiter extends RealmRateLimiter {
+    constructor(private readonly seen: string[]) {
+      super({ perMinute: 500, perSecond: 100, concurrent: 1 });
+    }
+    override async acquire(realmId: string, signal?: AbortSignal): Promise<() => void> {
+      this.seen.push("turn asked");
+      const release = await super.acquire(realmId, signal);
+      return () => {
+        this.seen.push("turn given back");
+        release();
+      };
+    }
+  }
+
+  it("quickbooks - the access token and the realm's turn are asked for together; a call with no token gives its turn back unused", async () => {
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests++;
+      res.writeHead(200, { "content-type": "application/json" }).end('{"Customer":{"Id":"1"},"time":"x"}');
+    }).listen(0, "127.0.0.1");
+    await once(server, "listening");
+    try {
+      const seen: string[] = [];
+      let token: { resolve: (value: string) => void; reject: (err: Error) => void } | undefined;
+      const tokens: TokenSource = {
+        accessToken: () =>
+          new Promise<string>((resolve, reject) => {
+            seen.push("token asked");
+            token = { resolve, reject };
+          }),
+        refresh: async () => "at-2",
+      };
+      const client = new QuickBooksClient({
+        baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        tokens,
+        logger,
+        limiter: new RecordingLimiter(seen),
+      });
+
+      const read = client.read("42", "Customer", "1");
+      await new Promise((resolve) => setImmediate(resolve));
+      // Neither waited for the other: the token is still unread while the turn was asked for.
+      expect(seen).toEqual(["token asked", "turn asked"]);
+      token?.resolve("at-1");
+      expect(await read).toMatchObject({ Id: "1" });
+      expect(seen).toEqual(["token asked", "turn asked", "turn given back"]);
+      expect(requests).toBe(1);
+
+      seen.length = 0;
+      const refused = client.read("42", "Customer", "1");
+      await new Promise((resolve) => setImmediate(resolve));
+      token?.reject(new QuickBooksError("QBO_UNAUTHORIZED", "no tokens for realm 42"));
+      await expect(refused).rejects.toMatchObject({ code: "QBO_UNAUTHORIZED" });
+      expect(seen).toEqual(["token asked", "turn asked", "turn given back"]);
+      expect(requests).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -125,7 +125,8 @@ export class PartitionLeases {
       return;
     }
     const share = Math.ceil(this.options.partitions / Math.max(1, await this.#liveMembers()));
-    for (const partition of this.owned()) await this.#renew(partition);
+    // Together, not one after another: one write for all of them, and none waits behind the others.
+    await Promise.all(this.owned().map((partition) => this.#renew(partition)));
     for (const partition of this.owned().slice(share).reverse()) await this.#release(partition, false);
     for (let partition = 0; partition < this.options.partitions && this.#held.size < share; partition++) {
       if (!this.#held.has(partition)) await this.#tryTake(partition);

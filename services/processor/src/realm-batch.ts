@@ -69,29 +69,34 @@ const tracer = trace.getTracer("qbo-webhooks-processor");
 
 async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   const ordered = [...batch].sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
-  let fetched: Fetched;
-  try {
-    fetched = await fetchChanged(
+  // Our copies of the entities the batch changes, and the watermarks of their types, are read
+  // together (rather than one round trip each) and while QuickBooks answers: what they are compared
+  // with comes later, and a copy that changes meanwhile costs a compare-and-set conflict, not a mistake.
+  const [fetching, reading] = await Promise.allSettled([
+    fetchChanged(
       deps.quickbooks,
       deps.fetchStrategy,
       realmId,
       ordered.map((p) => p.event),
-    );
-  } catch (err) {
+    ),
+    deps.store.readAhead(
+      realmId,
+      ordered.flatMap(({ event }) => {
+        const entity = entityNameFromAnyCase(event.entity);
+        return entity && event.operation !== "Delete" ? [{ entity, id: event.id }] : [];
+      }),
+      ordered.flatMap(({ event }) => entityNameFromAnyCase(event.entity) ?? []),
+    ),
+  ]);
+  if (fetching.status === "rejected") {
+    const err: unknown = fetching.reason;
     if (!(err instanceof QuickBooksError)) throw err;
     await Promise.all(ordered.map((pending) => retryOrDeadLetter(deps, pending, err)));
     return;
   }
-  // Our copies of the entities the batch changes, and the watermarks of their types, read together
-  // rather than one round trip each.
-  const ahead = await deps.store.readAhead(
-    realmId,
-    ordered.flatMap(({ event }) => {
-      const entity = entityNameFromAnyCase(event.entity);
-      return entity && event.operation !== "Delete" ? [{ entity, id: event.id }] : [];
-    }),
-    ordered.flatMap(({ event }) => entityNameFromAnyCase(event.entity) ?? []),
-  );
+  if (reading.status === "rejected") throw reading.reason;
+  const fetched = fetching.value;
+  const ahead = reading.value;
   // Each entity type's watermark moves once per batch, to its latest event applied (the batch's
   // events are in time order); after a crash mid-batch it stays behind until that type's next batch.
   const watermarks = new Map<EntityName, string>();
@@ -112,8 +117,10 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
       pending.msg.ack();
     }
   } finally {
-    for (const [entity, occurredAt] of watermarks)
-      await deps.store.advanceWatermark(realmId, entity, occurredAt, ahead);
+    // Different keys: the writes leave together.
+    await Promise.all(
+      [...watermarks].map(([entity, occurredAt]) => deps.store.advanceWatermark(realmId, entity, occurredAt, ahead)),
+    );
   }
 }
 
