@@ -64,3 +64,38 @@ it("shared budget - two processes within their own limits overrun the realm's 10
   const kv = await openBucket(client, Buckets.rateLimits, { replicas: 1 });
   expect(await twoProcesses(() => new SharedRealmBudget(kv, DEFAULT_RATE_LIMITS))).toBe(0);
 });
+
+it("shared budget - a process books after its own last booking without reading it again; another's booking in between is read, not overwritten", async () => {
+  const kv = await openBucket(client, Buckets.rateLimits, { replicas: 1 });
+  let reads = 0;
+  const counted = new Proxy(kv, {
+    get(target, property, receiver) {
+      if (property === "get")
+        return (...args: Parameters<typeof kv.get>) => {
+          reads++;
+          return target.get(...args);
+        };
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const limits = { perSecond: 100, perMinute: 6000 }; // 10 ms apart
+  const mine = new SharedRealmBudget(counted, limits);
+  const theirs = new SharedRealmBudget(kv, limits);
+  const realm = `budget-${Date.now()}`;
+  const nextAt = async () => Number((await kv.get(realm))?.string());
+
+  await mine.take(realm);
+  await mine.take(realm);
+  expect(reads).toBe(1);
+  const afterMine = await nextAt();
+
+  // Another process pushes the realm's next start 2 s out (as a 429 does); ours must start after it.
+  await theirs.holdUntil(realm, afterMine + 2000);
+  const started = Date.now();
+  await mine.take(realm);
+  expect(reads).toBe(2);
+  expect(Date.now()).toBeGreaterThanOrEqual(afterMine + 2000 - 5);
+  expect(Date.now() - started).toBeGreaterThan(1500);
+  expect(await nextAt()).toBe(afterMine + 2000 + 10);
+});
