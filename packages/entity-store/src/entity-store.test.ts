@@ -41,25 +41,43 @@ describe("entity-store", () => {
 
   const watermark = async (realmId: string) => (await watermarks.get(kvKey(realmId, "Invoice")))?.string();
 
-  it("entity-store - advances a watermark read ahead without reading it again", async () => {
-    await store.advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:00.000Z");
-    const ahead = await store.readAhead("realm-a", [], ["Invoice"]);
-    const reads = await watermarkReadsDuring(() =>
-      store.advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:01.000Z", ahead),
-    );
-    expect(reads).toBe(0);
-    expect(await watermark("realm-a")).toBe("2026-12-07T05:00:01.000Z");
-    // Without a read ahead, the same step costs a read.
+  /** Another process's store on the same buckets: it knows none of this one's writes. */
+  const otherStore = async () =>
+    new EntityStore(await openBucket(client, Buckets.entities, { replicas: 1 }), watermarks);
+
+  it("entity-store - reads a watermark once: read ahead while unknown, then written over its own last write", async () => {
+    await (await otherStore()).advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:00.000Z");
+    const fresh = await otherStore();
+    expect(await watermarkReadsDuring(async () => void (await fresh.readAhead("realm-a", [], ["Invoice"])))).toBe(1);
     expect(
-      await watermarkReadsDuring(() => store.advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:02.000Z")),
-    ).toBe(1);
+      await watermarkReadsDuring(async () => {
+        await fresh.advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:01.000Z");
+        await fresh.readAhead("realm-a", [], ["Invoice"]);
+        await fresh.advanceWatermark("realm-a", "Invoice", "2026-12-07T05:00:02.000Z");
+      }),
+    ).toBe(0);
+    expect(await watermark("realm-a")).toBe("2026-12-07T05:00:02.000Z");
   });
 
   it("entity-store - never moves back a watermark that another writer advanced after the read ahead", async () => {
     await store.advanceWatermark("realm-b", "Invoice", "2026-12-07T05:00:00.000Z");
-    const ahead = await store.readAhead("realm-b", [], ["Invoice"]);
+    const fresh = await otherStore();
+    await fresh.readAhead("realm-b", [], ["Invoice"]);
     await store.advanceWatermark("realm-b", "Invoice", "2026-12-07T05:00:09.000Z");
-    await store.advanceWatermark("realm-b", "Invoice", "2026-12-07T05:00:05.000Z", ahead);
+    await fresh.advanceWatermark("realm-b", "Invoice", "2026-12-07T05:00:05.000Z");
     expect(await watermark("realm-b")).toBe("2026-12-07T05:00:09.000Z");
+  });
+
+  it("entity-store - never moves back a watermark that another writer advanced after this store's last write", async () => {
+    const mine = await otherStore();
+    await mine.advanceWatermark("realm-c", "Invoice", "2026-12-07T05:00:00.000Z");
+    await store.advanceWatermark("realm-c", "Invoice", "2026-12-07T05:00:09.000Z");
+    // Written over our last write: it conflicts, so the store reads and finds the later time.
+    expect(
+      await watermarkReadsDuring(() => mine.advanceWatermark("realm-c", "Invoice", "2026-12-07T05:00:05.000Z")),
+    ).toBe(1);
+    expect(await watermark("realm-c")).toBe("2026-12-07T05:00:09.000Z");
+    await mine.advanceWatermark("realm-c", "Invoice", "2026-12-07T05:00:10.000Z");
+    expect(await watermark("realm-c")).toBe("2026-12-07T05:00:10.000Z");
   });
 });

@@ -1,5 +1,12 @@
 import { isDeepStrictEqual } from "node:util";
-import { isRevisionConflict as isConflict, type KV, type KvEntry, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
+import {
+  isRevisionConflict as isConflict,
+  KnownEntries,
+  type KV,
+  type KvEntry,
+  kvKey,
+  updateWithCas,
+} from "@qbo-webhooks/messaging";
 import { isNewerVersion, StoredEntity } from "./entity-version.js";
 
 /**
@@ -15,10 +22,15 @@ export type Announce = () => Promise<void>;
  * comes after its announcement; a copy is replaced only by a newer one, so replays change nothing.
  */
 export class EntityStore {
+  /** A realm's watermarks are written by the holder of its partition alone: each over its last write. */
+  readonly #watermarks: KnownEntries;
+
   constructor(
     private readonly entities: KV,
-    private readonly watermarksKv: KV,
-  ) {}
+    watermarks: KV,
+  ) {
+    this.#watermarks = new KnownEntries(watermarks);
+  }
 
   /**
    * Announces and then stores `data` unless the stored copy is as new or newer; answers whether
@@ -58,19 +70,13 @@ export class EntityStore {
     refs: Iterable<{ readonly entity: string; readonly id: string }>,
     watermarkTypes: Iterable<string> = [],
   ): Promise<ReadAhead> {
-    const read = (kv: KV, keys: Iterable<string>) =>
-      Promise.all([...new Set(keys)].map(async (key): Promise<[string, KvEntry | null]> => [key, await kv.get(key)]));
-    const [entries, watermarks] = await Promise.all([
-      read(
-        this.entities,
-        [...refs].map(({ entity, id }) => kvKey(realmId, entity, id)),
-      ),
-      read(
-        this.watermarksKv,
-        [...watermarkTypes].map((entity) => kvKey(realmId, entity)),
-      ),
+    const keys = new Set([...refs].map(({ entity, id }) => kvKey(realmId, entity, id)));
+    const [entries] = await Promise.all([
+      Promise.all([...keys].map(async (key): Promise<[string, KvEntry | null]> => [key, await this.entities.get(key)])),
+      // Known already (this store wrote it last) when its partition stayed here: then not read again.
+      Promise.all([...new Set(watermarkTypes)].map((entity) => this.#watermarks.value(kvKey(realmId, entity)))),
     ]);
-    return new ReadAhead(new Map(entries), new Map(watermarks));
+    return new ReadAhead(new Map(entries));
   }
 
   /**
@@ -113,13 +119,9 @@ export class EntityStore {
   }
 
   /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
-  async advanceWatermark(realmId: string, entity: string, occurredAt: string, ahead?: ReadAhead): Promise<void> {
-    const key = kvKey(realmId, entity);
-    await updateWithCas(
-      this.watermarksKv,
-      key,
-      (current) => (current && Date.parse(current.string()) >= Date.parse(occurredAt) ? undefined : occurredAt),
-      ahead?.takeWatermark(key),
+  async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
+    await this.#watermarks.update(kvKey(realmId, entity), (current) =>
+      current !== undefined && Date.parse(current) >= Date.parse(occurredAt) ? undefined : occurredAt,
     );
   }
 
@@ -163,22 +165,11 @@ function unescapeKeyPart(part: string): string {
 
 /** Entries read ahead by `EntityStore.readAhead`, each used once: a second change of the same key reads afresh. */
 export class ReadAhead {
-  constructor(
-    private readonly entries: Map<string, KvEntry | null>,
-    private readonly watermarks: Map<string, KvEntry | null> = new Map(),
-  ) {}
+  constructor(private readonly entries: Map<string, KvEntry | null>) {}
 
   take(key: string): KvEntry | null | undefined {
-    return takeFrom(this.entries, key);
+    const entry = this.entries.get(key);
+    this.entries.delete(key);
+    return entry;
   }
-
-  takeWatermark(key: string): KvEntry | null | undefined {
-    return takeFrom(this.watermarks, key);
-  }
-}
-
-function takeFrom(entries: Map<string, KvEntry | null>, key: string): KvEntry | null | undefined {
-  const entry = entries.get(key);
-  entries.delete(key);
-  return entry;
 }

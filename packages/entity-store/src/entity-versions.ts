@@ -1,14 +1,8 @@
 import type { ChangeEvent } from "@qbo-webhooks/contracts";
-import { type KV, type KvEntry, kvKey, updateWithCas } from "@qbo-webhooks/messaging";
+import { KnownEntries, type KV, kvKey } from "@qbo-webhooks/messaging";
 import { z } from "zod";
 
 export type Verdict = "newer" | "duplicate" | "stale";
-
-/** A verdict, and the entries read to reach it: `record` writes over them without reading them again. */
-export interface Judged {
-  readonly verdict: Verdict;
-  readonly read: ReadonlyMap<string, KvEntry | null>;
-}
 
 const Recorded = z.object({
   /** ms since the epoch of the newest change recorded for the entity. */
@@ -20,62 +14,63 @@ type Recorded = z.infer<typeof Recorded>;
 /**
  * The newest change recorded per entity (KV `qbo-entity-versions`), so older and repeated events
  * are dropped. Writes are compare-and-set on the key's revision: ordering replicas may race.
+ *
+ * A process judges by what it last read or recorded of an entity, without reading it again. That
+ * can be out of date only by another replica's later record, which makes "newer" of an event that
+ * is not: the event is published once more (the processor finds its version no newer than our copy
+ * and changes nothing), and recording it conflicts, so the later record stays. "Stale" and
+ * "duplicate" are always right: records only move forward.
  */
 export class EntityVersions {
-  constructor(private readonly kv: KV) {}
+  readonly #recorded: KnownEntries;
+
+  constructor(private readonly kv: KV) {
+    this.#recorded = new KnownEntries(kv);
+  }
 
   /**
    * How `event` compares with what is recorded for its entity. A Merge also deletes the
    * merged-away entity, so it counts as newer when it is newer for either of the two: the
    * surviving entity may have changed again since, and its later change says nothing of the merge.
    */
-  async judge(event: ChangeEvent): Promise<Judged> {
-    const read = new Map<string, KvEntry | null>();
-    const own = verdict(event, await this.#read(event.realmId, event.entity, event.id, read));
-    if (own === "newer" || !event.deletedId) return { verdict: own, read };
-    const mergedAway = verdict(event, await this.#read(event.realmId, event.entity, event.deletedId, read));
-    return { verdict: mergedAway === "newer" ? "newer" : own, read };
+  async judge(event: ChangeEvent): Promise<Verdict> {
+    const own = verdict(event, await this.#known(event.realmId, event.entity, event.id));
+    if (own === "newer" || !event.deletedId) return own;
+    const mergedAway = verdict(event, await this.#known(event.realmId, event.entity, event.deletedId));
+    return mergedAway === "newer" ? "newer" : own;
   }
 
   /**
    * Records `event` as the entity's newest change unless something newer is recorded already; on
-   * Merge the merged-away entity is recorded too, so late events about it are dropped. `judged`:
-   * what `judge` read for it (one read less per entity).
+   * Merge the merged-away entity is recorded too, so late events about it are dropped.
    */
-  async record(event: ChangeEvent, judged?: Judged): Promise<void> {
-    await this.#advance(event.realmId, event.entity, event.id, event, judged);
-    if (event.deletedId) await this.#advance(event.realmId, event.entity, event.deletedId, event, judged);
+  async record(event: ChangeEvent): Promise<void> {
+    await this.#advance(event.realmId, event.entity, event.id, event);
+    if (event.deletedId) await this.#advance(event.realmId, event.entity, event.deletedId, event);
   }
 
-  async #advance(realmId: string, entity: string, id: string, event: ChangeEvent, judged?: Judged): Promise<void> {
+  async #advance(realmId: string, entity: string, id: string, event: ChangeEvent): Promise<void> {
     const value: Recorded = { at: Date.parse(event.occurredAt), eventId: event.eventId };
-    const key = kvKey(realmId, entity, id);
-    // Another replica may write first: the loop reads again and decides again.
-    await updateWithCas(
-      this.kv,
-      key,
-      (current) => (current && Recorded.parse(current.json()).at >= value.at ? undefined : JSON.stringify(value)),
-      judged?.read.get(key),
+    // Another replica may write first: the write conflicts, and it reads again and decides again.
+    await this.#recorded.update(kvKey(realmId, entity, id), (current) =>
+      current !== undefined && parseRecorded(current).at >= value.at ? undefined : JSON.stringify(value),
     );
   }
 
-  /** How `event` compares with what is recorded for its own entity (no Merge rule). */
+  /** How `event` compares with what is recorded for its own entity (no Merge rule), read now. */
   async verdictOf(event: ChangeEvent): Promise<Verdict> {
-    return verdict(event, await this.#read(event.realmId, event.entity, event.id));
+    const entry = await this.kv.get(kvKey(event.realmId, event.entity, event.id));
+    return verdict(event, entry?.operation === "PUT" ? parseRecorded(entry.string()) : undefined);
   }
 
-  /** What is recorded for the entity; the entry read is kept in `read` when given. */
-  async #read(
-    realmId: string,
-    entity: string,
-    id: string,
-    read?: Map<string, KvEntry | null>,
-  ): Promise<Recorded | undefined> {
-    const key = kvKey(realmId, entity, id);
-    const entry = await this.kv.get(key);
-    read?.set(key, entry);
-    return entry?.operation === "PUT" ? Recorded.parse(entry.json()) : undefined;
+  async #known(realmId: string, entity: string, id: string): Promise<Recorded | undefined> {
+    const value = await this.#recorded.value(kvKey(realmId, entity, id));
+    return value === undefined ? undefined : parseRecorded(value);
   }
+}
+
+function parseRecorded(value: string): Recorded {
+  return Recorded.parse(JSON.parse(value));
 }
 
 /**

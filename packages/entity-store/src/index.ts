@@ -1,7 +1,7 @@
 export type { Announce } from "./entity-store.js";
 export { EntityStore, type ReadAhead } from "./entity-store.js";
 export { entityVersionOf, isNewerVersion, StoredEntity } from "./entity-version.js";
-export type { Judged, Verdict } from "./entity-versions.js";
+export type { Verdict } from "./entity-versions.js";
 export { EntityVersions } from "./entity-versions.js";
 export { forgetRealmData } from "./forget-realm.js";
 export type { FollowedRealm, RealmFollower } from "./realm-registry.js";

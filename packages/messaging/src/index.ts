@@ -12,7 +12,7 @@ export type { LastAppended } from "./fenced-appender.js";
 export { FencedAppender } from "./fenced-appender.js";
 export type { KV, KvEntry } from "./kv-bucket.js";
 export { isRevisionConflict, kvKey, openBucket, purgeKeys } from "./kv-bucket.js";
-export { updateWithCas } from "./kv-update.js";
+export { KnownEntries, updateWithCas } from "./kv-update.js";
 export type { NatsAuth, NatsClientOptions } from "./nats-client.js";
 export { NatsClient } from "./nats-client.js";
 export type { PublishErrorCode, PublishOptions, Stored } from "./publish-durable.js";

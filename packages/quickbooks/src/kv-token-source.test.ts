@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { KV } from "@qbo-webhooks/messaging";
+import { countedReads } from "@qbo-webhooks/messaging/testing";
 import type { Sandbox } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvTokenSource } from "./kv-token-source.js";
@@ -22,9 +23,9 @@ describe("kv-token-source", () => {
     await bucket?.close();
   });
 
-  const source = () =>
+  const source = (bucketKv: KV = kv) =>
     new KvTokenSource(
-      kv,
+      bucketKv,
       cipher,
       {
         tokenUrl: `${sandbox.url}/oauth2/v1/tokens/bearer`,
@@ -59,6 +60,33 @@ describe("kv-token-source", () => {
     }
     expect(sandbox.apiStats().tokenRequests).toBeGreaterThanOrEqual(5);
     expect(sandbox.apiStats().tokenRequests).toBeLessThanOrEqual(5 + 2);
+  });
+
+  it("tokens - a process reads a realm's tokens once and uses them until due; a refused one is replaced by what KV holds", async () => {
+    const realmId = await connected();
+    const counted = countedReads(kv);
+    const mine = source(counted.kv);
+    const first = await mine.accessToken(realmId);
+    expect(await mine.accessToken(realmId)).toBe(first);
+    expect(counted.reads()).toBe(1);
+
+    // Another process refreshes: until QuickBooks refuses ours, ours stays in use (it still works there).
+    const theirs = await source().refresh(realmId, first);
+    expect(theirs).not.toBe(first);
+    expect(await mine.accessToken(realmId)).toBe(first);
+    expect(counted.reads()).toBe(1);
+    const tokenRequests = sandbox.apiStats().tokenRequests;
+    expect(await mine.refresh(realmId, first)).toBe(theirs);
+    expect(sandbox.apiStats().tokenRequests).toBe(tokenRequests);
+    expect(await mine.accessToken(realmId)).toBe(theirs);
+    const reads = counted.reads();
+
+    // Due for refresh: read again and refreshed, never used past its time.
+    await sandbox.clock.advance(3600 * 1000);
+    const renewed = await mine.accessToken(realmId);
+    expect(renewed).not.toBe(theirs);
+    expect(counted.reads()).toBeGreaterThan(reads);
+    expect(sandbox.apiStats().tokenRequests).toBe(tokenRequests + 1);
   });
 
   it("tokens - a revoked connection fails as QBO_UNAUTHORIZED", async () => {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRevisionConflict, type KV, kvKey } from "@qbo-webhooks/messaging";
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import {
   type IssuedTokens,
@@ -32,11 +33,17 @@ export type StoredTokens = z.infer<typeof StoredTokens>;
 const EARLY_MS = 5 * 60_000;
 /** How far apart the clocks of two machines sharing a claim may be, unless told otherwise. */
 const CLOCK_SKEW_MS = 10_000;
+/** Realms whose access token a process keeps in memory; past it the least recently used is read again. */
+const KNOWN_REALMS = 10_000;
 
 /**
  * Tokens from KV, refreshed by one process at a time per realm: refresh tokens rotate, and using
  * a replaced one loses the company (QBO.md §7, §9.5), so a refresh first claims the entry by
  * compare-and-set, and everyone else waits for the new tokens.
+ *
+ * A process keeps the access token it last read or got for each realm and uses it, without reading
+ * KV, until it is due for refresh. A token QuickBooks refuses meanwhile (the company disconnected, or
+ * reconnected with new tokens) comes back as a 401, and `refresh` then reads what KV holds.
  */
 export class KvTokenSource implements TokenSource {
   readonly #now: () => number;
@@ -46,6 +53,7 @@ export class KvTokenSource implements TokenSource {
    * the clock skew between machines.
    */
   readonly #claimMs: number;
+  readonly #known = new LRUCache<string, Pick<StoredTokens, "accessToken" | "accessExpiresAt">>({ max: KNOWN_REALMS });
 
   constructor(
     private readonly kv: KV,
@@ -61,6 +69,7 @@ export class KvTokenSource implements TokenSource {
   async save(realmId: string, tokens: IssuedTokens): Promise<void> {
     const stored: StoredTokens = { ...tokens, issuedAt: Date.now() };
     await this.kv.put(kvKey(realmId), this.#seal(stored));
+    this.#known.delete(realmId);
   }
 
   /**
@@ -72,13 +81,16 @@ export class KvTokenSource implements TokenSource {
     if (entry?.operation !== "PUT") return;
     const tokens = StoredTokens.parse(JSON.parse(this.cipher.decrypt(entry.string())));
     await revokeToken(this.oauth, tokens.refreshToken);
+    this.#known.delete(realmId);
     await this.kv.delete(kvKey(realmId));
   }
 
   async accessToken(realmId: string): Promise<string> {
+    const known = this.#known.get(realmId);
+    if (known && !this.#due(known)) return known.accessToken;
     const { tokens } = await this.#read(realmId);
     if (tokens.refusedAt !== undefined) throw refused(realmId);
-    if (tokens.accessExpiresAt - EARLY_MS > this.#now()) return tokens.accessToken;
+    if (!this.#due(tokens)) return this.#keep(realmId, tokens).accessToken;
     return this.refresh(realmId, tokens.accessToken);
   }
 
@@ -87,11 +99,9 @@ export class KvTokenSource implements TokenSource {
    *   replaced refresh token): the realm must be connected again.
    */
   async refresh(realmId: string, rejected: string): Promise<string> {
-    const { tokens } = await this.#renew(
-      realmId,
-      (tokens) => tokens.accessToken === rejected || tokens.accessExpiresAt - EARLY_MS <= this.#now(),
-    );
-    return tokens.accessToken;
+    this.#known.delete(realmId);
+    const { tokens } = await this.#renew(realmId, (tokens) => tokens.accessToken === rejected || this.#due(tokens));
+    return this.#keep(realmId, tokens).accessToken;
   }
 
   /**
@@ -101,7 +111,9 @@ export class KvTokenSource implements TokenSource {
    * @throws {QuickBooksError} as {@link refresh}.
    */
   async refreshIfExpiring(realmId: string, withinMs: number): Promise<{ tokens: StoredTokens; refreshed: boolean }> {
-    return this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.#now());
+    const renewed = await this.#renew(realmId, (tokens) => tokens.accessExpiresAt - withinMs <= this.#now());
+    this.#keep(realmId, renewed.tokens);
+    return renewed;
   }
 
   async #renew(
@@ -163,6 +175,16 @@ export class KvTokenSource implements TokenSource {
       if ((current.tokens.issuedAt ?? 0) >= (value.issuedAt ?? 0)) return current.tokens;
       revision = current.revision;
     }
+  }
+
+  /** Whether an access token is close enough to expiry to be refreshed before use. */
+  #due(tokens: Pick<StoredTokens, "accessExpiresAt">): boolean {
+    return tokens.accessExpiresAt - EARLY_MS <= this.#now();
+  }
+
+  #keep(realmId: string, tokens: StoredTokens): StoredTokens {
+    this.#known.set(realmId, { accessToken: tokens.accessToken, accessExpiresAt: tokens.accessExpiresAt });
+    return tokens;
   }
 
   #seal(tokens: StoredTokens): string {

@@ -1,6 +1,6 @@
 import { Buckets } from "@qbo-webhooks/contracts";
 import { NatsClient, openBucket } from "@qbo-webhooks/messaging";
-import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { countedReads, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { type Company, Sandbox } from "@qbo-webhooks/sandbox";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -67,34 +67,23 @@ it("shared budget - two processes within their own limits overrun the realm's 10
 
 it("shared budget - a process books after its own last booking without reading it again; another's booking in between is read, not overwritten", async () => {
   const kv = await openBucket(client, Buckets.rateLimits, { replicas: 1 });
-  let reads = 0;
-  const counted = new Proxy(kv, {
-    get(target, property, receiver) {
-      if (property === "get")
-        return (...args: Parameters<typeof kv.get>) => {
-          reads++;
-          return target.get(...args);
-        };
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const counted = countedReads(kv);
   const limits = { perSecond: 100, perMinute: 6000 }; // 10 ms apart
-  const mine = new SharedRealmBudget(counted, limits);
+  const mine = new SharedRealmBudget(counted.kv, limits);
   const theirs = new SharedRealmBudget(kv, limits);
   const realm = `budget-${Date.now()}`;
   const nextAt = async () => Number((await kv.get(realm))?.string());
 
   await mine.take(realm);
   await mine.take(realm);
-  expect(reads).toBe(1);
+  expect(counted.reads()).toBe(1);
   const afterMine = await nextAt();
 
   // Another process pushes the realm's next start 2 s out (as a 429 does); ours must start after it.
   await theirs.holdUntil(realm, afterMine + 2000);
   const started = Date.now();
   await mine.take(realm);
-  expect(reads).toBe(2);
+  expect(counted.reads()).toBe(2);
   expect(Date.now()).toBeGreaterThanOrEqual(afterMine + 2000 - 5);
   expect(Date.now() - started).toBeGreaterThan(1500);
   expect(await nextAt()).toBe(afterMine + 2000 + 10);

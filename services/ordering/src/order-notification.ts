@@ -84,9 +84,9 @@ async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
 async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
   // A repair is the reconciler's finding that our copy differs from QuickBooks': it passes even
   // when not newer, and each run's repair is its own message.
-  const judged = event.repair ? undefined : await deps.versions.judge(event);
-  if (judged && judged.verdict !== "newer") {
-    deps.metrics.events.inc({ result: judged.verdict });
+  const verdict = event.repair ? "newer" : await deps.versions.judge(event);
+  if (verdict !== "newer") {
+    deps.metrics.events.inc({ result: verdict });
     return;
   }
   // Publish before recording: a crash in between republishes (deduplicated by msg id), never loses.
@@ -97,7 +97,7 @@ async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
     { msgId: event.repair ? `repair.${event.eventId}` : changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
   );
   deps.metrics.events.inc({ result: stored.duplicate ? "duplicate" : "published" });
-  await deps.versions.record(event, judged);
+  await deps.versions.record(event);
 }
 
 async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): Promise<void> {

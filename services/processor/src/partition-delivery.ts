@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { StoredMsg } from "@nats-io/jetstream";
 import { AppliedChange, type DeliveredChange, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { type EntityStore, isNewerVersion, StoredEntity } from "@qbo-webhooks/entity-store";
-import { backoffMs, deadLetter, type KV, kvKey, type NatsClient, updateWithCas } from "@qbo-webhooks/messaging";
+import { backoffMs, deadLetter, KnownEntries, type KV, kvKey, type NatsClient } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
 import type { LimitFunction } from "p-limit";
 import type { Webhook } from "standardwebhooks";
@@ -61,8 +61,11 @@ export class PartitionDelivery {
   readonly #again = new Set<string>();
   readonly #stop = new AbortController();
   readonly #replayScan: NodeJS.Timeout;
+  /** While this replica holds the partition, it alone moves its realms' cursors: each over its last write. */
+  readonly #cursors: KnownEntries;
 
   private constructor(private readonly deps: PartitionDeliveryDeps) {
+    this.#cursors = new KnownEntries(deps.cursors);
     this.#replayScan = setInterval(() => void this.#scan(`${prefix(deps.partition)}*.replay`), REPLAY_SCAN_MS).unref();
   }
 
@@ -134,8 +137,8 @@ export class PartitionDelivery {
         if (!next) return;
         if ((await this.#deliver(realmId, next, false)) === "stopped") return;
         cursor = next.seq;
-        await updateWithCas(cursors, kvKey(realmId), (current) =>
-          current && Cursor.parse(current.string()) >= cursor ? undefined : String(cursor),
+        await this.#cursors.update(kvKey(realmId), (current) =>
+          current !== undefined && Cursor.parse(current) >= cursor ? undefined : String(cursor),
         );
         if (cursor - purgedTo >= PURGE_EVERY) purgedTo = await this.#purge(subject, cursor);
       }

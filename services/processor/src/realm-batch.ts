@@ -119,7 +119,7 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
   } finally {
     // Different keys: the writes leave together.
     await Promise.all(
-      [...watermarks].map(([entity, occurredAt]) => deps.store.advanceWatermark(realmId, entity, occurredAt, ahead)),
+      [...watermarks].map(([entity, occurredAt]) => deps.store.advanceWatermark(realmId, entity, occurredAt)),
     );
   }
 }

@@ -9,10 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
+import { createPool, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
 import { cpuSeconds, residentMb } from "./process-usage.js";
+import { startServer, stopServer } from "./server-process.js";
 
 const Settings = z.object({
   CPU_STEADY_RATE: z.coerce.number().min(1).max(500).default(50),
@@ -22,7 +25,9 @@ const Settings = z.object({
 });
 const settings = Settings.parse(process.env);
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const CEILING_SERVER = fileURLToPath(new URL("./framework-ceiling-server.js", import.meta.url));
 const ORDERING_OPS = "http://127.0.0.1:9091";
+const INGRESS_OPS = "http://127.0.0.1:9090";
 /** The pipeline's own stages: what "end to end" adds up. */
 const PIPELINE = ["ingress", "ordering", "processor"];
 
@@ -33,13 +38,25 @@ async function changesPublished(): Promise<number> {
   return Number(line?.[1] ?? 0);
 }
 
+/** Notifications the ingress answered 200 so far. */
+async function notificationsAccepted(): Promise<number> {
+  const text = await fetch(`${INGRESS_OPS}/metrics`).then((r) => r.text());
+  let total = 0;
+  for (const [, value] of text.matchAll(/^qbo_webhook_requests_total\{[^}]*code="200"[^}]*\} (\S+)$/gm))
+    total += Number(value);
+  return total;
+}
+
 async function cpuOf(pids: Map<string, number>): Promise<Map<string, number>> {
   const cpu = new Map<string, number>();
   for (const [name, pid] of pids) cpu.set(name, await cpuSeconds(pid));
   return cpu;
 }
 
-async function phase(name: string, rate: number): Promise<Row[]> {
+async function phase(
+  name: string,
+  rate: number,
+): Promise<{ rows: Row[]; notificationsPerSecond: number; changesPerSecond: number }> {
   const launcher = spawn(process.execPath, [join(ROOT, "scripts", "start-local.mjs")], {
     cwd: ROOT,
     env: {
@@ -55,9 +72,17 @@ async function phase(name: string, rate: number): Promise<Row[]> {
     await running(launcher, 180_000);
     await delay(settings.CPU_WARM_UP_SECONDS * 1000);
     const pids = await services(launcher.pid ?? 0);
-    const [cpuBefore, changesBefore] = [await cpuOf(pids), await changesPublished()];
+    const [cpuBefore, changesBefore, notificationsBefore] = [
+      await cpuOf(pids),
+      await changesPublished(),
+      await notificationsAccepted(),
+    ];
     await delay(settings.CPU_SECONDS * 1000);
-    const [cpuAfter, changesAfter] = [await cpuOf(pids), await changesPublished()];
+    const [cpuAfter, changesAfter, notificationsAfter] = [
+      await cpuOf(pids),
+      await changesPublished(),
+      await notificationsAccepted(),
+    ];
     const changes = changesAfter - changesBefore;
     const rows: Row[] = [];
     let pipelineMs = 0;
@@ -82,7 +107,11 @@ async function phase(name: string, rate: number): Promise<Row[]> {
       "CPU % of a core": (pipelineMs / (settings.CPU_SECONDS * 1000)) * 100,
       "RSS MB": "–",
     });
-    return rows;
+    return {
+      rows,
+      notificationsPerSecond: (notificationsAfter - notificationsBefore) / settings.CPU_SECONDS,
+      changesPerSecond: changes / settings.CPU_SECONDS,
+    };
   } finally {
     if (launcher.exitCode === null) {
       launcher.kill("SIGTERM");
@@ -91,9 +120,49 @@ async function phase(name: string, rate: number): Promise<Row[]> {
   }
 }
 
+/**
+ * The floor under the ingress's row: a bare express handler (reads the body, answers 200, does
+ * nothing) posted one-change notifications at the rate the pipeline's ingress took them, its CPU
+ * counted per 1,000 of the phase's changes. On a machine whose cores sleep between requests, each
+ * request pays for waking them, whatever it does.
+ */
+async function floor(name: string, rate: number, changesPerSecond: number): Promise<Row> {
+  const server = await startServer([CEILING_SERVER, "express"], {}, async ({ url }) => {
+    return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
+  });
+  const pool = createPool(server.url, 4);
+  const body = sampleCloudEventBody(1, { realmId: "1000001" });
+  const request = () => ({ path: "/webhooks/quickbooks", headers: { "content-type": "application/json" }, body });
+  try {
+    await openLoop(pool, rate, Math.min(5, settings.CPU_WARM_UP_SECONDS) || 1, request);
+    const pid = server.child.pid ?? 0;
+    const before = await cpuSeconds(pid);
+    const result = await openLoop(pool, rate, settings.CPU_SECONDS, request);
+    const cpuMs = ((await cpuSeconds(pid)) - before) * 1000;
+    const cpuMsPerSecond = cpuMs / settings.CPU_SECONDS;
+    return {
+      phase: name,
+      process: `bare express handler at ${(result.sent / settings.CPU_SECONDS).toFixed(0)} req/s, no work (floor)`,
+      "changes/s": changesPerSecond,
+      "CPU ms / 1,000 changes": (cpuMsPerSecond / changesPerSecond) * 1000,
+      "CPU % of a core": (cpuMs / (settings.CPU_SECONDS * 1000)) * 100,
+      "RSS MB": await residentMb(pid),
+    };
+  } finally {
+    await pool.close();
+    await stopServer(server);
+  }
+}
+
+/** A phase of the pipeline, then the floor at the rate its ingress took notifications. */
+async function phaseWithFloor(name: string, rate: number): Promise<Row[]> {
+  const { rows, notificationsPerSecond, changesPerSecond } = await phase(name, rate);
+  return [...rows, await floor(name, Math.max(1, Math.round(notificationsPerSecond)), changesPerSecond)];
+}
+
 const rows = [
-  ...(await phase(`steady (${settings.CPU_STEADY_RATE} changes/s asked)`, settings.CPU_STEADY_RATE)),
-  ...(await phase(`burst (${settings.CPU_BURST_RATE} changes/s asked)`, settings.CPU_BURST_RATE)),
+  ...(await phaseWithFloor(`steady (${settings.CPU_STEADY_RATE} changes/s asked)`, settings.CPU_STEADY_RATE)),
+  ...(await phaseWithFloor(`burst (${settings.CPU_BURST_RATE} changes/s asked)`, settings.CPU_BURST_RATE)),
 ];
 printTable(
   `CPU per change: each service's user + system CPU per 1,000 changes over ${settings.CPU_SECONDS} s (target: end to end <= 2,000 ms)`,
