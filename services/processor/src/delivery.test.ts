@@ -1,4 +1,4 @@
-import { AppliedChange, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { AppliedChange, Buckets, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { seededRandom } from "@qbo-webhooks/sandbox";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
@@ -54,6 +54,27 @@ describe("delivery to the app: per realm, in order, under the partition leases",
     expect(app.badSignatures).toBe(0);
     // Refusals happened, and each was retried rather than lost.
     expect(app.posts).toBeGreaterThan(app.accepted.length);
+  });
+
+  it("delivery - a replica reads a realm's cursor once while it holds the partition, then moves it over its own last write", {
+    timeout: 120_000,
+  }, async () => {
+    app = await startAppReceiver();
+    let reads = 0;
+    // The processor's KV gets are direct gets: seen on their subject, whoever sends them.
+    const spy = pipeline.reader.nc.subscribe(`$JS.API.DIRECT.GET.KV_${Buckets.deliveryCursors}.>`, {
+      callback: () => {
+        reads++;
+      },
+    });
+    await pipeline.reader.nc.flush();
+    await startReplica("d1");
+    await pipeline.traffic(60, 41);
+    const expected = pipeline.truth();
+    await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(expected);
+    spy.unsubscribe();
+    expect(app.accepted.length).toBeGreaterThanOrEqual(30);
+    expect(reads).toBeLessThanOrEqual(pipeline.realms.length);
   });
 
   it("delivery - a realm whose endpoint keeps refusing blocks only itself; once taken, its changes arrive in order", {

@@ -61,7 +61,10 @@ export class PartitionDelivery {
   readonly #again = new Set<string>();
   readonly #stop = new AbortController();
   readonly #replayScan: NodeJS.Timeout;
-  /** While this replica holds the partition, it alone moves its realms' cursors: each over its last write. */
+  /**
+   * While this replica holds the partition, it alone moves its realms' cursors: each is read once per
+   * holding, then written over this holder's last write.
+   */
   readonly #cursors: KnownEntries;
 
   private constructor(private readonly deps: PartitionDeliveryDeps) {
@@ -119,21 +122,21 @@ export class PartitionDelivery {
   }
 
   async #run(realmId: string): Promise<void> {
-    const { client, partition, cursors } = this.deps;
+    const { client, partition } = this.deps;
     const subject = Subjects.deliveries(partition, realmId);
     const replays = Subjects.deliveryReplays(partition, realmId);
-    const cursorEntry = await cursors.get(kvKey(realmId));
-    let cursor = cursorEntry?.operation === "PUT" ? Cursor.parse(cursorEntry.string()) : 0;
+    // Read once per holding: after that, the cursor is what this holder last wrote.
+    let cursor = Cursor.parse((await this.#cursors.value(kvKey(realmId))) ?? 0);
     let purgedTo = cursor;
     try {
       while (this.#active) {
-        const replay = await this.#next(replays, 1);
+        // Asked together: a replay waiting goes first, and the next change is asked for again after it.
+        const [replay, next] = await Promise.all([this.#next(replays, 1), this.#next(subject, cursor + 1)]);
         if (replay) {
           if ((await this.#deliver(realmId, replay, true)) === "stopped") return;
           await client.jsm.streams.deleteMessage(Streams.deliveries.name, replay.seq);
           continue;
         }
-        const next = await this.#next(subject, cursor + 1);
         if (!next) return;
         if ((await this.#deliver(realmId, next, false)) === "stopped") return;
         cursor = next.seq;
