@@ -1,6 +1,6 @@
 import { type BucketName, Buckets } from "@qbo-webhooks/contracts";
 import { type KV, kvKey, NatsClient, openBucket } from "@qbo-webhooks/messaging";
-import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
+import { directGetsDuring, NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EntityStore } from "./entity-store.js";
@@ -24,20 +24,8 @@ describe("entity-store", () => {
     await server.dispose();
   });
 
-  /** Reads of the watermarks bucket sent while `work` runs (its gets are direct gets). */
-  async function watermarkReadsDuring(work: () => Promise<void>): Promise<number> {
-    let reads = 0;
-    const sub = client.nc.subscribe(`$JS.API.DIRECT.GET.KV_${Buckets.watermarks}.>`, {
-      callback: () => {
-        reads++;
-      },
-    });
-    await client.nc.flush();
-    await work();
-    await client.nc.flush();
-    sub.unsubscribe();
-    return reads;
-  }
+  /** Reads of the watermarks bucket sent while `work` runs. */
+  const watermarkReadsDuring = (work: () => Promise<void>) => directGetsDuring(client, Buckets.watermarks, work);
 
   const watermark = async (realmId: string) => (await watermarks.get(kvKey(realmId, "Invoice")))?.string();
 

@@ -1,4 +1,5 @@
 import { AppliedChange, Buckets, Headers, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { directGetsDuring } from "@qbo-webhooks/messaging/testing";
 import { seededRandom } from "@qbo-webhooks/sandbox";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ProcessorService, startProcessor } from "./processor-service.js";
@@ -60,19 +61,12 @@ describe("delivery to the app: per realm, in order, under the partition leases",
     timeout: 120_000,
   }, async () => {
     app = await startAppReceiver();
-    let reads = 0;
-    // The processor's KV gets are direct gets: seen on their subject, whoever sends them.
-    const spy = pipeline.reader.nc.subscribe(`$JS.API.DIRECT.GET.KV_${Buckets.deliveryCursors}.>`, {
-      callback: () => {
-        reads++;
-      },
+    const reads = await directGetsDuring(pipeline.reader, Buckets.deliveryCursors, async () => {
+      await startReplica("d1");
+      await pipeline.traffic(60, 41);
+      const expected = pipeline.truth();
+      await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(expected);
     });
-    await pipeline.reader.nc.flush();
-    await startReplica("d1");
-    await pipeline.traffic(60, 41);
-    const expected = pipeline.truth();
-    await expect.poll(() => app.copy(), { timeout: 60_000, interval: 500 }).toEqual(expected);
-    spy.unsubscribe();
     expect(app.accepted.length).toBeGreaterThanOrEqual(30);
     expect(reads).toBeLessThanOrEqual(pipeline.realms.length);
   });

@@ -1,3 +1,3 @@
-export { countedReads } from "./counted-reads.js";
+export { countedReads, directGetsDuring } from "./counted-reads.js";
 export type { NatsServerOptions } from "./nats-server-process.js";
 export { findNatsServerBinary, freePort, NatsServerProcess } from "./nats-server-process.js";
