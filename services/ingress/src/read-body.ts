@@ -1,18 +1,14 @@
-import type { NextFunction, Request, Response } from "express";
+import type { Request } from "express";
 import getRawBody from "raw-body";
 
 /**
  * Reads the request's bytes exactly as sent (the signature covers them, so nothing may parse or
- * decode them first) into `req.body`, up to `limit` bytes. A body over the limit is refused at once:
- * by its Content-Length before a byte is read, or as soon as a chunked body passes the limit. (Express'
- * own `express.raw` reads a refused body to its end before answering: an unsigned client could make
- * us read 100 MB.) The refusal reaches the error handler as raw-body's 413, which closes the connection.
+ * decode them first), up to `limit` bytes. A body over the limit is refused at once: by its
+ * Content-Length before a byte is read, or as soon as a chunked body passes the limit. (Express' own
+ * `express.raw` reads a refused body to its end before answering: an unsigned client could make us
+ * read 100 MB.) The refusal is raw-body's 413, which the app's error handler answers, closing the
+ * connection.
  */
-export function readBody(limit: number) {
-  return (req: Request, _res: Response, next: NextFunction) => {
-    getRawBody(req, { length: req.headers["content-length"] ?? null, limit }).then((body) => {
-      req.body = body;
-      next();
-    }, next);
-  };
+export function readBody(limit: number): (req: Request) => Promise<Buffer> {
+  return (req) => getRawBody(req, { length: req.headers["content-length"] ?? null, limit });
 }

@@ -91,6 +91,8 @@ describe("ingress webhook endpoint", () => {
     const body = sampleCloudEventBody(3, { realmId: "4620816365" });
     const response = await post(body, { contentType: "application/cloudevents+json" });
     expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(response.headers.get("content-length")).toBe(String('{"status":"stored"}'.length));
     expect(await response.json()).toEqual({ status: "stored" });
 
     const [stored, ...rest] = await messages(Streams.webhooks.name);

@@ -33,15 +33,19 @@ export interface WebhookLocals {
  * no API calls.
  */
 export function createWebhookHandler(deps: WebhookHandlerDeps) {
-  return async (req: Request, res: Response<unknown, WebhookLocals>): Promise<void> => {
+  return async (req: Request, res: Response<unknown, WebhookLocals>, body: Buffer): Promise<void> => {
     const span = res.locals.span;
-    const run = () => handle(deps, req, res);
+    const run = () => handle(deps, req, res, body);
     await (span ? context.with(trace.setSpan(context.active(), span), run) : run());
   };
 }
 
-async function handle(deps: WebhookHandlerDeps, req: Request, res: Response<unknown, WebhookLocals>): Promise<void> {
-  const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+async function handle(
+  deps: WebhookHandlerDeps,
+  req: Request,
+  res: Response<unknown, WebhookLocals>,
+  body: Buffer,
+): Promise<void> {
   const signature = req.get("intuit-signature");
   if (!isSignedByIntuit(body, signature, deps.verifierTokens)) {
     const reason = signature ? "bad_signature" : "missing_signature";
@@ -119,11 +123,18 @@ const PUBLISH_FAILURE_REASONS = {
   PUBLISH_FENCED: "publish_rejected",
 } as const satisfies Record<PublishError["code"], WebhookReason>;
 
-/** Sends the answer and records why; the request middleware turns `reason` into metrics and the span. */
+/**
+ * Sends the answer and records why; the request's observer turns `reason` into metrics and the span.
+ * Written with Node's own `writeHead`, not express' `res.json`, which costs a tenth of a bare express
+ * handler's time on content negotiation and freshness checks a webhook's answer never needs.
+ */
 export function answer(res: Response<unknown, WebhookLocals>, status: number, reason: WebhookReason, body: object) {
   res.locals.reason = reason;
-  res.status(status).json(body);
+  const payload = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { "content-type": JSON_TYPE, "content-length": payload.length }).end(payload);
 }
+
+const JSON_TYPE = "application/json; charset=utf-8";
 
 // Header values are single lines; reasons come from validation messages of arbitrary length.
 function oneLine(text: string): string {

@@ -1,8 +1,10 @@
 // Load and latency of the ingress over loopback, from this process against an ingress process, on
 // a real nats-server with file storage; run once with the default fsync and once with
 // `sync_interval: always`. Baselines: the raw JetStream client publishing the same payloads at the
-// same concurrency, and the bare HTTP frameworks doing no work. Bounded: every phase stops by
-// itself after PHASE_SECONDS.
+// same concurrency, and the bare HTTP frameworks doing no work. Issue 16's ratio to express is also
+// measured with both servers up and the load alternating between them in 1 s slices, so that the
+// machine's drift from minute to minute (a third on this shared VM) falls on both alike. Bounded:
+// every phase stops by itself after PHASE_SECONDS.
 import { fileURLToPath } from "node:url";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -11,7 +13,8 @@ import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { printTable, type Row, writeResults } from "./bench-report.js";
 import { closedLoop, createPool, type LoadResult, openLoop, type Request } from "./http-load.js";
-import { startServer, stopServer } from "./server-process.js";
+import { cpuSeconds } from "./process-usage.js";
+import { type Server, startServer, stopServer } from "./server-process.js";
 
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 10);
 const CONCURRENCY = 64;
@@ -21,6 +24,8 @@ const WARMUP_SECONDS = 5;
 const TOKEN = "bench-verifier-token";
 const INGRESS_MAIN = fileURLToPath(import.meta.resolve("@qbo-webhooks/ingress"));
 const CEILING_SERVER = fileURLToPath(new URL("./framework-ceiling-server.js", import.meta.url));
+/** Slices per server in the alternating comparison with express. */
+const ALTERNATING_ROUNDS = Number(process.env.BENCH_ALTERNATING_ROUNDS ?? 15);
 
 interface Payload {
   readonly body: string;
@@ -107,6 +112,65 @@ async function rawPublishBaseline(natsUrl: string): Promise<Row> {
   };
 }
 
+function startCeilingServer(framework: string): Promise<Server> {
+  return startServer([CEILING_SERVER, framework], {}, async ({ url }) => {
+    return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
+  });
+}
+
+/**
+ * The ingress and a bare express handler, both up, saturated in turn for 1 s slices: each one's rate
+ * and main-process CPU per request over all its slices, and the ingress's share of express's.
+ */
+async function alternateWithExpress(ingress: Server): Promise<Row[]> {
+  const express = await startCeilingServer("express");
+  const measure = (name: string, server: Server) => ({
+    name,
+    pid: server.child.pid ?? 0,
+    pool: createPool(server.url, CONCURRENCY),
+    sent: 0,
+    seconds: 0,
+    cpu: 0,
+  });
+  const ours = measure("ingress", ingress);
+  const theirs = measure("express, read body + 200, no work", express);
+  try {
+    await closedLoop(theirs.pool, CONCURRENCY, WARMUP_SECONDS, webhookRequest);
+    for (let round = 0; round < ALTERNATING_ROUNDS; round++) {
+      for (const entry of [ours, theirs]) {
+        const before = await cpuSeconds(entry.pid);
+        const result = await closedLoop(entry.pool, CONCURRENCY, 1, webhookRequest);
+        entry.cpu += (await cpuSeconds(entry.pid)) - before;
+        entry.sent += result.sent;
+        entry.seconds += result.seconds;
+      }
+    }
+  } finally {
+    await Promise.all([ours.pool.close(), theirs.pool.close()]);
+    await stopServer(express);
+  }
+  const rate = (entry: typeof ours) => entry.sent / entry.seconds;
+  const cpuUs = (entry: typeof ours) => (entry.cpu * 1e6) / entry.sent;
+  const percent = (share: number) => `${(share * 100).toFixed(0)}%`;
+  const alternating = `alternating 1 s slices (${ALTERNATING_ROUNDS} each)`;
+  return [
+    ...[ours, theirs].map((entry) => ({
+      run: `${entry.name}, saturated, ${alternating}`,
+      fsync: entry === ours ? "default (2 min)" : "-",
+      "req/s": rate(entry),
+      "CPU µs/req": cpuUs(entry),
+      total: entry.sent,
+    })),
+    {
+      run: `ingress / express, ${alternating}`,
+      fsync: "default (2 min)",
+      "req/s": percent(rate(ours) / rate(theirs)),
+      // Inverted, so that both read as the ingress's share of express's ceiling.
+      "CPU µs/req": percent(cpuUs(theirs) / cpuUs(ours)),
+    },
+  ];
+}
+
 const rows: Row[] = [];
 /** The ingress's saturation with the default fsync, to compare with express's own ceiling. */
 let ingressCeiling = Number.NaN;
@@ -136,6 +200,7 @@ for (const syncAlways of [false, true]) {
       { run: `raw JetStream publish (${CONCURRENCY} in flight)`, fsync, ...baseline },
       { run: "ingress saturated / raw publish", fsync, "req/s": `${(share * 100).toFixed(0)}%` },
     );
+    if (!syncAlways) rows.push(...(await alternateWithExpress(ingress)));
   } finally {
     await stopServer(ingress);
     await nats.dispose();
@@ -143,9 +208,7 @@ for (const syncAlways of [false, true]) {
 }
 
 for (const framework of ["express", "node:http"]) {
-  const server = await startServer([CEILING_SERVER, framework], {}, async ({ url }) => {
-    return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
-  });
+  const server = await startCeilingServer(framework);
   try {
     await drive(server.url, undefined, WARMUP_SECONDS);
     const ceiling = await drive(server.url, undefined);
