@@ -60,22 +60,18 @@ export class EntityStore {
   }
 
   /**
-   * Reads our copies of several entities, and the watermarks of the entity types a batch touches, at
-   * once: the requests leave together (one write to the socket instead of one each), and
-   * `applyIfNewer`/`replace`/`advanceWatermark` then write over what was read without reading it
-   * again. A key changed meanwhile costs a conflict and a fresh read, nothing more.
+   * Reads our copies of several entities at once: the requests leave together (one write to the
+   * socket instead of one each), and `applyIfNewer`/`replace` then write over what was read without
+   * reading it again. A key changed meanwhile costs a conflict and a fresh read, nothing more.
    */
   async readAhead(
     realmId: string,
     refs: Iterable<{ readonly entity: string; readonly id: string }>,
-    watermarkTypes: Iterable<string> = [],
   ): Promise<ReadAhead> {
     const keys = new Set([...refs].map(({ entity, id }) => kvKey(realmId, entity, id)));
-    const [entries] = await Promise.all([
-      Promise.all([...keys].map(async (key): Promise<[string, KvEntry | null]> => [key, await this.entities.get(key)])),
-      // Known already (this store wrote it last) when its partition stayed here: then not read again.
-      Promise.all([...new Set(watermarkTypes)].map((entity) => this.#watermarks.value(kvKey(realmId, entity)))),
-    ]);
+    const entries = await Promise.all(
+      [...keys].map(async (key): Promise<[string, KvEntry | null]> => [key, await this.entities.get(key)]),
+    );
     return new ReadAhead(new Map(entries));
   }
 
@@ -118,7 +114,10 @@ export class EntityStore {
     return byType;
   }
 
-  /** Moves the (realm, entity type) watermark forward to `occurredAt`; never back. */
+  /**
+   * Moves the (realm, entity type) watermark forward to `occurredAt`; never back. Read only the first
+   * time this store writes it, or after another writer moved it.
+   */
   async advanceWatermark(realmId: string, entity: string, occurredAt: string): Promise<void> {
     await this.#watermarks.update(kvKey(realmId, entity), (current) =>
       current !== undefined && Date.parse(current) >= Date.parse(occurredAt) ? undefined : occurredAt,

@@ -1,3 +1,4 @@
+export { DeferredWatermarks } from "./deferred-watermarks.js";
 export type { Announce } from "./entity-store.js";
 export { EntityStore, type ReadAhead } from "./entity-store.js";
 export { entityVersionOf, isNewerVersion, StoredEntity } from "./entity-version.js";

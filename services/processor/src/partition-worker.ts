@@ -60,14 +60,8 @@ export class PartitionWorker {
   /** Realms held because paused, each with how many of its events are in hand. */
   readonly #held = new Map<string, number>();
   #heldCount = 0;
-  readonly #resumeCheck = setInterval(() => {
-    for (const realmId of [...this.#held.keys()]) {
-      if (this.deps.paused(realmId)) continue;
-      this.#release(realmId);
-      const queue = this.#realms.get(realmId);
-      if (queue) this.#schedule(realmId, queue);
-    }
-  }, RESUME_CHECK_MS).unref();
+  /** Runs only while realms are held: an idle timer per partition would wake the process for nothing. */
+  #resumeCheck: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly partition: number,
@@ -113,7 +107,6 @@ export class PartitionWorker {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#keepAlive);
-    clearInterval(this.#resumeCheck);
     await this.#delivery?.stop();
     await this.#consumer?.stop();
     for (const queue of this.#realms.values()) {
@@ -178,6 +171,17 @@ export class PartitionWorker {
     this.#heldCount += queue.pending.length;
     this.deps.metrics.heldEvents.inc(queue.pending.length);
     if (queue.pending.length === 0) this.#realms.delete(realmId);
+    this.#resumeCheck ??= setInterval(() => this.#resumeHeld(), RESUME_CHECK_MS).unref();
+  }
+
+  /** Applies the held events of every realm resumed since; stops checking once none is held. */
+  #resumeHeld(): void {
+    for (const realmId of [...this.#held.keys()]) {
+      if (this.deps.paused(realmId)) continue;
+      this.#release(realmId);
+      const queue = this.#realms.get(realmId);
+      if (queue) this.#schedule(realmId, queue);
+    }
   }
 
   /** Stops counting the realm's events as held (resumed, or about to be held anew). */
@@ -187,6 +191,10 @@ export class PartitionWorker {
     this.#held.delete(realmId);
     this.#heldCount -= count;
     this.deps.metrics.heldEvents.dec(count);
+    if (this.#held.size === 0) {
+      clearInterval(this.#resumeCheck);
+      this.#resumeCheck = undefined;
+    }
   }
 
   async #run(realmId: string, queue: RealmQueue): Promise<void> {

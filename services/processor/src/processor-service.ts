@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type BucketName, Buckets, PARTITIONS_METADATA, Streams } from "@qbo-webhooks/contracts";
-import { EntityStore, RealmRegistry } from "@qbo-webhooks/entity-store";
+import { DeferredWatermarks, EntityStore, RealmRegistry } from "@qbo-webhooks/entity-store";
 import { ensureStream, NatsClient, openBucket } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { connectQuickBooks, quickbooksEndpoints } from "@qbo-webhooks/quickbooks";
@@ -27,6 +27,11 @@ export interface ProcessorService {
 
 /** POSTs to the app in flight at once per replica, across its partitions. */
 const DELIVERY_SLOTS = 32;
+/**
+ * How often the watermarks moved by realm batches are written: together, each key once, rather
+ * than one KV round trip per batch (DeferredWatermarks says what that trades).
+ */
+const WATERMARK_FLUSH_MS = 2000;
 
 /** A processor replica: takes its share of the partitions, applies their events and delivers their changes. */
 export async function startProcessor(
@@ -68,6 +73,9 @@ export async function startProcessor(
     { logger, registry, throttleWaitMs: config.throttleWaitMs },
   );
   const store = new EntityStore(await bucket(Buckets.entities), await bucket(Buckets.watermarks));
+  const watermarks = new DeferredWatermarks(store, WATERMARK_FLUSH_MS, (err, { realmId, entity }) =>
+    logger.warn({ err, realmId, entity }, "watermark not written; it is tried again at the next flush"),
+  );
   // Which companies are paused: their events are held, unapplied, until they resume.
   const realms = await new RealmRegistry(await bucket(Buckets.realms)).follow();
 
@@ -75,6 +83,7 @@ export async function startProcessor(
     client,
     quickbooks,
     store,
+    watermarks,
     metrics,
     logger,
     maxAttempts: config.maxAttempts,
@@ -158,6 +167,7 @@ export async function startProcessor(
     close: async () => {
       closing = true;
       await leases.stop();
+      await watermarks.stop();
       realms.stop();
       await client.drain();
       const closed = once(server, "close");

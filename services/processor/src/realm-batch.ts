@@ -1,6 +1,12 @@
 import { SpanKind, trace } from "@opentelemetry/api";
 import { type AppliedChange, type ChangeEvent, type EntityName, entityNameFromAnyCase } from "@qbo-webhooks/contracts";
-import { type EntityStore, entityVersionOf, type ReadAhead, StoredEntity } from "@qbo-webhooks/entity-store";
+import {
+  type DeferredWatermarks,
+  type EntityStore,
+  entityVersionOf,
+  type ReadAhead,
+  StoredEntity,
+} from "@qbo-webhooks/entity-store";
 import { backoffMs, deadLetter, type JsMsg, type NatsClient, PublishError } from "@qbo-webhooks/messaging";
 import { extractTraceContext, inSpan, type Logger } from "@qbo-webhooks/observability";
 import { type QuickBooksClient, QuickBooksError } from "@qbo-webhooks/quickbooks";
@@ -17,6 +23,8 @@ export interface BatchDeps {
   readonly client: NatsClient;
   readonly quickbooks: QuickBooksClient;
   readonly store: EntityStore;
+  /** Where each batch moves its entity types' watermarks; written together, every few seconds. */
+  readonly watermarks: DeferredWatermarks;
   readonly outputs: ChangeOutputs;
   readonly metrics: ProcessorMetrics;
   readonly logger: Logger;
@@ -69,9 +77,9 @@ const tracer = trace.getTracer("qbo-webhooks-processor");
 
 async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pending[]): Promise<void> {
   const ordered = [...batch].sort((a, b) => Date.parse(a.event.occurredAt) - Date.parse(b.event.occurredAt));
-  // Our copies of the entities the batch changes, and the watermarks of their types, are read
-  // together (rather than one round trip each) and while QuickBooks answers: what they are compared
-  // with comes later, and a copy that changes meanwhile costs a compare-and-set conflict, not a mistake.
+  // Our copies of the entities the batch changes are read together (rather than one round trip
+  // each) and while QuickBooks answers: what they are compared with comes later, and a copy that
+  // changes meanwhile costs a compare-and-set conflict, not a mistake.
   const [fetching, reading] = await Promise.allSettled([
     fetchChanged(
       deps.quickbooks,
@@ -85,7 +93,6 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
         const entity = entityNameFromAnyCase(event.entity);
         return entity && event.operation !== "Delete" ? [{ entity, id: event.id }] : [];
       }),
-      ordered.flatMap(({ event }) => entityNameFromAnyCase(event.entity) ?? []),
     ),
   ]);
   if (fetching.status === "rejected") {
@@ -97,30 +104,21 @@ async function applyBatch(deps: BatchDeps, realmId: string, batch: readonly Pend
   if (reading.status === "rejected") throw reading.reason;
   const fetched = fetching.value;
   const ahead = reading.value;
-  // Each entity type's watermark moves once per batch, to its latest event applied (the batch's
-  // events are in time order); after a crash mid-batch it stays behind until that type's next batch.
-  const watermarks = new Map<EntityName, string>();
-  try {
-    for (const [i, pending] of ordered.entries()) {
-      try {
-        if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
-        const entity = await apply(deps, pending.event, fetched, ahead);
-        if (entity) watermarks.set(entity, pending.event.occurredAt);
-      } catch (err) {
-        if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
-        // The lease is gone or lapsing: hand the rest back for the next holder, who applies them after
-        // whatever it has appended (our appends are refused from its first one on).
-        deps.logger.warn({ realmId, reason: err.message }, "partition lease lost mid-batch; events handed back");
-        for (const rest of ordered.slice(i)) rest.msg.nak();
-        return;
-      }
-      pending.msg.ack();
+  for (const [i, pending] of ordered.entries()) {
+    try {
+      if (!deps.stillOwner()) throw new PublishError("PUBLISH_FENCED", "the partition's lease is lapsing");
+      const entity = await apply(deps, pending.event, fetched, ahead);
+      // The batch's events are in time order: each type's watermark ends at its latest event applied.
+      if (entity) deps.watermarks.advance(realmId, entity, pending.event.occurredAt);
+    } catch (err) {
+      if (!(err instanceof PublishError && err.code === "PUBLISH_FENCED")) throw err;
+      // The lease is gone or lapsing: hand the rest back for the next holder, who applies them after
+      // whatever it has appended (our appends are refused from its first one on).
+      deps.logger.warn({ realmId, reason: err.message }, "partition lease lost mid-batch; events handed back");
+      for (const rest of ordered.slice(i)) rest.msg.nak();
+      return;
     }
-  } finally {
-    // Different keys: the writes leave together.
-    await Promise.all(
-      [...watermarks].map(([entity, occurredAt]) => deps.store.advanceWatermark(realmId, entity, occurredAt)),
-    );
+    pending.msg.ack();
   }
 }
 
