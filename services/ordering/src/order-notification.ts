@@ -32,6 +32,8 @@ export interface OrderingDeps {
 }
 
 const PUBLISH_TIMEOUT_MS = 5000;
+/** The most events judged, published and recorded together (CDC findings may hold thousands). */
+const MAX_WAVE = 64;
 const encoder = new TextEncoder();
 
 /**
@@ -59,7 +61,7 @@ async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
       await deadLetter(deps, msg, `not CDC findings: ${findings.error.message.slice(0, 300)}`);
       return;
     }
-    for (const event of findings.data.events) await route(deps, event);
+    await routeAll(deps, findings.data.events);
     msg.ack();
     return;
   }
@@ -77,27 +79,60 @@ async function handle(deps: OrderingDeps, msg: JsMsg): Promise<void> {
     recognition.form === "cloudevents"
       ? changeEventsFromCloudEvents(recognition.notification)
       : changeEventsFromLegacy(recognition.notification);
-  for (const event of events) await route(deps, event);
+  await routeAll(deps, events);
   msg.ack();
 }
 
-async function route(deps: OrderingDeps, event: ChangeEvent): Promise<void> {
+/**
+ * Routes events in waves, in their order: a wave's events are judged together, its newer ones
+ * published together, then recorded together, so a notification of several changes waits for two
+ * round trips rather than two per change. An event about an entity that an earlier event of the
+ * wave concerns (a Merge's merged-away one included) starts the next wave: it is judged against
+ * that event's record, as if routed alone.
+ */
+async function routeAll(deps: OrderingDeps, events: readonly ChangeEvent[]): Promise<void> {
+  for (const wave of independentWaves(events)) await routeTogether(deps, wave);
+}
+
+function independentWaves(events: readonly ChangeEvent[]): ChangeEvent[][] {
+  const waves: ChangeEvent[][] = [];
+  let wave: ChangeEvent[] = [];
+  const concerned = new Set<string>();
+  for (const event of events) {
+    const keys = [event.id, ...(event.deletedId ? [event.deletedId] : [])].map(
+      (id) => `${event.realmId}/${event.entity}/${id}`,
+    );
+    if (wave.length === MAX_WAVE || keys.some((key) => concerned.has(key))) {
+      waves.push(wave);
+      wave = [];
+      concerned.clear();
+    }
+    wave.push(event);
+    for (const key of keys) concerned.add(key);
+  }
+  if (wave.length > 0) waves.push(wave);
+  return waves;
+}
+
+async function routeTogether(deps: OrderingDeps, events: readonly ChangeEvent[]): Promise<void> {
   // A repair is the reconciler's finding that our copy differs from QuickBooks': it passes even
   // when not newer, and each run's repair is its own message.
-  const verdict = event.repair ? "newer" : await deps.versions.judge(event);
-  if (verdict !== "newer") {
-    deps.metrics.events.inc({ result: verdict });
-    return;
-  }
-  // Publish before recording: a crash in between republishes (deduplicated by msg id), never loses.
-  const stored = await publishDurable(
-    deps.client,
-    Subjects.events(partitionOf(event.realmId, deps.partitions), event.realmId),
-    encoder.encode(JSON.stringify(event)),
-    { msgId: event.repair ? `repair.${event.eventId}` : changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
+  const verdicts = await Promise.all(events.map((event) => (event.repair ? "newer" : deps.versions.judge(event))));
+  const newer = events.filter((_, i) => verdicts[i] === "newer");
+  for (const verdict of verdicts) if (verdict !== "newer") deps.metrics.events.inc({ result: verdict });
+  // Every publish before any record: a crash in between republishes (deduplicated by msg id), never loses.
+  const stored = await Promise.all(
+    newer.map((event) =>
+      publishDurable(
+        deps.client,
+        Subjects.events(partitionOf(event.realmId, deps.partitions), event.realmId),
+        encoder.encode(JSON.stringify(event)),
+        { msgId: event.repair ? `repair.${event.eventId}` : changeKey(event), timeoutMs: PUBLISH_TIMEOUT_MS },
+      ),
+    ),
   );
-  deps.metrics.events.inc({ result: stored.duplicate ? "duplicate" : "published" });
-  await deps.versions.record(event);
+  for (const { duplicate } of stored) deps.metrics.events.inc({ result: duplicate ? "duplicate" : "published" });
+  await Promise.all(newer.map((event) => deps.versions.record(event)));
 }
 
 async function retryOrDeadLetter(deps: OrderingDeps, msg: JsMsg, err: unknown): Promise<void> {

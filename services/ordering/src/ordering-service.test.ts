@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { StoredMsg } from "@nats-io/jetstream";
-import { ChangeEvent, Consumers, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
+import { Buckets, ChangeEvent, Consumers, Headers, partitionOf, Streams, Subjects } from "@qbo-webhooks/contracts";
 import { ensureStream, NatsClient, publishDurable } from "@qbo-webhooks/messaging";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
@@ -181,6 +181,41 @@ describe("ordering service", () => {
     expect((await eventsOf(realm)).map((e) => e.event.occurredAt)).toEqual([
       "2026-11-01T10:00:00.000Z",
       "2026-11-01T11:00:00.000Z",
+    ]);
+  });
+
+  it("ordering - publishes a notification's changes together, then records them; a second change of one entity waits for the first's record", async () => {
+    // What reaches nats-server, in the order it handled it: publishes to the partitions and records
+    // of entity versions, as subjects.
+    const seen: string[] = [];
+    const watch = (subject: string, as: string) =>
+      client.nc.subscribe(subject, { callback: (_err, msg) => seen.push(`${as} ${msg.subject.split(".").at(-1)}`) });
+    const subs = [
+      watch(Subjects.events(partitionOf(realm, PARTITIONS), realm), "publish"),
+      watch(`$KV.${Buckets.entityVersions}.${realm}.>`, "record"),
+    ];
+    await client.nc.flush();
+    try {
+      await store([
+        cloudEvent(realm, "41", "2026-11-01T10:00:00Z"),
+        cloudEvent(realm, "42", "2026-11-01T10:00:01Z"),
+        cloudEvent(realm, "41", "2026-11-01T10:00:02Z"),
+        cloudEvent(realm, "41", "2026-11-01T09:00:00Z"), // older than the one recorded by then: dropped
+      ]);
+      await drained();
+      await client.nc.flush();
+    } finally {
+      for (const sub of subs) sub.unsubscribe();
+    }
+    const publishedEntities = seen.filter((s) => s.startsWith("publish")).length;
+    expect(publishedEntities).toBe(3);
+    expect(seen.slice(0, 2)).toEqual([`publish ${realm}`, `publish ${realm}`]);
+    expect(seen.slice(2, 4).sort()).toEqual(["record 41", "record 42"]);
+    expect(seen.slice(4)).toEqual([`publish ${realm}`, "record 41"]);
+    expect((await eventsOf(realm)).map((e) => [e.event.id, e.event.occurredAt])).toEqual([
+      ["41", "2026-11-01T10:00:00.000Z"],
+      ["42", "2026-11-01T10:00:01.000Z"],
+      ["41", "2026-11-01T10:00:02.000Z"],
     ]);
   });
 
