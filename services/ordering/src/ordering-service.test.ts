@@ -189,7 +189,11 @@ describe("ordering service", () => {
     // of entity versions, as subjects.
     const seen: string[] = [];
     const watch = (subject: string, as: string) =>
-      client.nc.subscribe(subject, { callback: (_err, msg) => seen.push(`${as} ${msg.subject.split(".").at(-1)}`) });
+      client.nc.subscribe(subject, {
+        callback: (_err, msg) => {
+          seen.push(`${as} ${msg.subject.split(".").at(-1)}`);
+        },
+      });
     const subs = [
       watch(Subjects.events(partitionOf(realm, PARTITIONS), realm), "publish"),
       watch(`$KV.${Buckets.entityVersions}.${realm}.>`, "record"),
@@ -207,8 +211,8 @@ describe("ordering service", () => {
     } finally {
       for (const sub of subs) sub.unsubscribe();
     }
-    const publishedEntities = seen.filter((s) => s.startsWith("publish")).length;
-    expect(publishedEntities).toBe(3);
+    const publishes = seen.filter((s) => s.startsWith("publish")).length;
+    expect(publishes).toBe(3);
     expect(seen.slice(0, 2)).toEqual([`publish ${realm}`, `publish ${realm}`]);
     expect(seen.slice(2, 4).sort()).toEqual(["record 41", "record 42"]);
     expect(seen.slice(4)).toEqual([`publish ${realm}`, "record 41"]);
