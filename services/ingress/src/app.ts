@@ -26,7 +26,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("trust proxy", true);
 
   // One handler for the whole webhook path, not a chain of middleware: this is the hot path, and
-  // each router layer costs time on every notification (see README, "Efficiency").
+  // each router layer costs time on every notification (see README, "CPU per change").
   app.post(WEBHOOK_PATH, receiveWebhook(deps));
   // The endpoint answers JSON, whatever went wrong, with the one method it takes. Counted, not timed:
   // no notification came, so it is not one of QuickBooks' deliveries.
