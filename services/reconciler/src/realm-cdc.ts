@@ -114,13 +114,17 @@ export async function runRealmCdc(deps: CdcDeps, realm: RealmRecord, kind: CdcKi
           ? copy !== undefined
           : copy === undefined || Number(copy.SyncToken ?? 0) < Number(object.SyncToken ?? 0);
       const newer = judged === "newer";
+      // A daily run compares content too: a copy that differs was damaged outside the pipeline.
+      const differs = kind === "daily" && event.operation !== "Delete" && !isDeepStrictEqual(copy, object);
       if (newer || (behind && judged !== "duplicate")) {
-        // Not newer by time but behind by version: ordering would drop it as stale, so it goes as a repair.
-        if (newer) events.push(event);
+        // Not newer by time but behind by version: ordering would drop it as stale, so it goes as a
+        // repair. So does a newer change of a damaged copy that is not behind: the processor would find
+        // it no newer than the damage and leave it.
+        if (newer && (behind || !differs)) events.push(event);
         else repair(entity, object);
         // No webhook brought it, though it is old enough to have: QuickBooks did not tell us.
         if (behind && !full && at <= graceStart) missed++;
-      } else if (kind === "daily" && event.operation !== "Delete" && !isDeepStrictEqual(copy, object)) {
+      } else if (differs) {
         repair(entity, object);
       } else {
         left++;

@@ -216,6 +216,28 @@ describe("reconciler against the sandbox (legacy delivery policy)", () => {
     expect((await counter(leader(), "qbo_cdc_repairs_total")) - repairsBefore).toBeGreaterThanOrEqual(2);
   });
 
+  it("daily - repairs a damaged copy also when the change recorded for it came by another id in the same second", async () => {
+    const [, second] = pipeline.realms as [Company, Company];
+    const altered = second.create("Vendor");
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
+    // A CloudEvents webhook's id, not the id a CDC finding derives: the daily run judges its own finding
+    // newer (same second, another id), and as a plain change the processor would find it no newer than
+    // the damaged copy and leave it.
+    const lastUpdated = String(second.snapshot().Vendor?.[altered.Id]?.MetaData?.LastUpdatedTime);
+    const versions = await openBucket(pipeline.reader, Buckets.entityVersions, { replicas: 1 });
+    await versions.put(
+      kvKey(second.realmId, "Vendor", altered.Id),
+      JSON.stringify({ at: Date.parse(lastUpdated), eventId: "cloudevent-id" }),
+    );
+    const entities = await openBucket(pipeline.reader, Buckets.entities, { replicas: 1 });
+    const key = kvKey(second.realmId, "Vendor", altered.Id);
+    const stored = (await entities.get(key))?.json<Record<string, unknown>>() ?? {};
+    await entities.put(key, JSON.stringify({ ...stored, DisplayName: "tampered", SyncToken: "7" }));
+    await pipeline.sandbox.clock.advance(25 * HOUR);
+    await expect.poll(pipeline.copy, { timeout: 20_000, interval: 300 }).toEqual(pipeline.truth());
+    expect((await entities.get(key))?.json<Record<string, unknown>>()).toEqual(second.snapshot().Vendor?.[altered.Id]);
+  });
+
   it("tokens - a revoked realm is marked disconnected with the reason; the others go on", async () => {
     const [kept, , revoked] = pipeline.realms as [Company, Company, Company];
     pipeline.sandbox.oauth.revokeCompany("app", revoked.realmId);
