@@ -1,9 +1,10 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "@qbo-webhooks/observability";
-import express, { type NextFunction, type Request, type Response } from "express";
+import express, { type Request, type Response } from "express";
 import type { AckOutcome, IngressMetrics } from "./ingress-metrics.js";
 import { readBody } from "./read-body.js";
-import { answer, createWebhookHandler, type WebhookHandlerDeps, type WebhookLocals } from "./webhook-handler.js";
+import { answer, createWebhookHandler, type WebhookExchange, type WebhookHandlerDeps } from "./webhook-handler.js";
 
 export const WEBHOOK_PATH = "/webhooks/quickbooks";
 
@@ -16,45 +17,41 @@ export interface AppDeps extends WebhookHandlerDeps {
 }
 
 /**
- * The ingress's public app: `POST /webhooks/quickbooks` and nothing else (the ops endpoints are on
+ * The ingress's public port: `POST /webhooks/quickbooks` and nothing else (the ops endpoints are on
  * their own port, so the internet never sees metrics or health).
+ *
+ * QuickBooks' requests (`POST` to the exact path) go straight to the webhook's handler. Express
+ * routes everything else: the same path spelt otherwise (a query, a trailing slash, other case),
+ * which reaches the same handler, the 405 and the 404. On the webhook's path express' router and
+ * request decorations cost a bare express handler most of its time, which the handler never uses
+ * (see README, "CPU per change").
  */
-export function createApp(deps: AppDeps): express.Express {
+export function createRequestListener(deps: AppDeps): RequestListener {
+  const receive = receiveWebhook(deps);
+  const app = createExpressApp(deps, receive);
+  return (req, res) => {
+    if (req.method === "POST" && req.url === WEBHOOK_PATH) receive(req, res);
+    else app(req, res);
+  };
+}
+
+function createExpressApp(deps: AppDeps, receive: RequestListener): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
-  app.set("trust proxy", true);
 
-  // One handler for the whole webhook path, not a chain of middleware: this is the hot path, and
-  // each router layer costs time on every notification (see README, "CPU per change").
-  app.post(WEBHOOK_PATH, receiveWebhook(deps));
+  app.post(WEBHOOK_PATH, (req: Request, res: Response) => receive(req, res));
   // The endpoint answers JSON, whatever went wrong, with the one method it takes. Counted, not timed:
   // no notification came, so it is not one of QuickBooks' deliveries.
-  app.all(WEBHOOK_PATH, (req: Request, res: Response<unknown, WebhookLocals>) => {
+  app.all(WEBHOOK_PATH, (req: Request, res: Response) => {
     closeIfClosing(deps, res);
     res.setHeader("allow", "POST");
     deps.metrics.requests.inc({ code: "405", reason: "method_not_allowed" });
-    answer(res, 405, "method_not_allowed", { error: `${req.method} is not allowed here: use POST` });
+    answer({ res }, 405, "method_not_allowed", { error: `${req.method} is not allowed here: use POST` });
   });
   app.use((_req: Request, res: Response) => {
     closeIfClosing(deps, res);
     res.status(404).type("text").send("not found\n");
-  });
-  app.use((err: unknown, req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    const status = httpStatusOf(err);
-    if (status === 413) {
-      deps.logger.warn({ limit: deps.maxBodyBytes, length: req.get("content-length") }, "webhook body too large");
-      // The rest of the body is never read: the connection closes with the answer.
-      res.setHeader("connection", "close");
-      answer(res, 413, "too_large", { error: `body exceeds ${deps.maxBodyBytes} bytes` });
-    } else if (status !== undefined && status >= 400 && status < 500) {
-      deps.logger.warn({ err }, "malformed webhook request");
-      answer(res, 400, "bad_request", { error: (err as Error).message });
-    } else {
-      deps.logger.error({ err }, "webhook request failed");
-      answer(res, 503, "internal_error", { error: "temporarily unavailable, retry later" });
-    }
   });
   return app;
 }
@@ -64,34 +61,56 @@ const CLIENT_CLOSED = 499;
 
 /**
  * Observes the request (its span, and its metrics once answered), refuses it while closing, reads
- * its body and hands it to the webhook handler. Errors, the body's 413 included, go to the app's
- * error handler.
+ * its body and hands it to the webhook handler; answers what fails on the way, the body's 413
+ * included.
  */
-function receiveWebhook(deps: AppDeps) {
+function receiveWebhook(deps: AppDeps): RequestListener {
   const handle = createWebhookHandler(deps);
   const read = readBody(deps.maxBodyBytes);
-  return (req: Request, res: Response<unknown, WebhookLocals>, next: NextFunction) => {
-    observeWebhookRequest(deps, req, res);
+  return (req, res) => {
+    const exchange = observeWebhookRequest(deps, req, res);
     if (closeIfClosing(deps, res)) {
       // Not stored, so not 200: QuickBooks retries, reaching a replica that is not stopping.
-      answer(res, 503, "shutting_down", { error: "shutting down, retry later" });
+      answer(exchange, 503, "shutting_down", { error: "shutting down, retry later" });
       return;
     }
     read(req)
-      .then((body) => handle(req, res, body))
-      .catch(next);
+      .then((body) => handle(exchange, body))
+      .catch((err: unknown) => answerFailure(deps, exchange, err));
   };
 }
 
+/** The answer to a request whose body could not be read, or whose handling threw. */
+function answerFailure(deps: AppDeps, exchange: WebhookExchange, err: unknown): void {
+  const { req, res } = exchange;
+  if (res.headersSent) {
+    deps.logger.error({ err }, "webhook request failed after its answer was sent");
+    return;
+  }
+  const status = httpStatusOf(err);
+  if (status === 413) {
+    deps.logger.warn({ limit: deps.maxBodyBytes, length: req.headers["content-length"] }, "webhook body too large");
+    // The rest of the body is never read: the connection closes with the answer.
+    res.setHeader("connection", "close");
+    answer(exchange, 413, "too_large", { error: `body exceeds ${deps.maxBodyBytes} bytes` });
+  } else if (status !== undefined && status >= 400 && status < 500) {
+    deps.logger.warn({ err }, "malformed webhook request");
+    answer(exchange, 400, "bad_request", { error: err instanceof Error ? err.message : "malformed request" });
+  } else {
+    deps.logger.error({ err }, "webhook request failed");
+    answer(exchange, 503, "internal_error", { error: "temporarily unavailable, retry later" });
+  }
+}
+
 /** Keep-alive connections would otherwise keep a closing server open for ever. Answers whether closing. */
-function closeIfClosing(deps: AppDeps, res: Response): boolean {
+function closeIfClosing(deps: AppDeps, res: ServerResponse): boolean {
   if (!deps.isClosing()) return false;
   res.setHeader("connection", "close");
   return true;
 }
 
 /** Starts the request's span and records its metrics once the answer is sent. */
-function observeWebhookRequest(deps: AppDeps, req: Request, res: Response<unknown, WebhookLocals>): void {
+function observeWebhookRequest(deps: AppDeps, req: IncomingMessage, res: ServerResponse): WebhookExchange {
   const started = process.hrtime.bigint();
   const parent = propagation.extract(context.active(), req.headers);
   const span = trace
@@ -101,11 +120,11 @@ function observeWebhookRequest(deps: AppDeps, req: Request, res: Response<unknow
       { kind: SpanKind.SERVER, attributes: { "http.request.method": "POST" } },
       parent,
     );
-  res.locals.span = span;
+  const exchange: WebhookExchange = { req, res, span };
   res.once("close", () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
-    const reason = res.locals.reason ?? (res.headersSent ? "internal_error" : "client_closed");
+    const reason = exchange.reason ?? (res.headersSent ? "internal_error" : "client_closed");
     const outcome = outcomeOf(status);
     deps.metrics.ackDuration.observe({ outcome }, seconds);
     deps.metrics.lastAnswer.setToCurrentTime({ outcome });
@@ -114,6 +133,7 @@ function observeWebhookRequest(deps: AppDeps, req: Request, res: Response<unknow
     if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
     span.end();
   });
+  return exchange;
 }
 
 function outcomeOf(status: number): AckOutcome {

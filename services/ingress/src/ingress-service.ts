@@ -6,7 +6,7 @@ import { backoffMs, ensureStream, NatsClient } from "@qbo-webhooks/messaging";
 import { createMetricsRegistry, createOpsServer, type Logger } from "@qbo-webhooks/observability";
 import { listen } from "@qbo-webhooks/service-kit";
 import type { Registry } from "prom-client";
-import { createApp } from "./app.js";
+import { createRequestListener } from "./app.js";
 import type { IngressConfig } from "./config.js";
 import { createIngressMetrics } from "./ingress-metrics.js";
 
@@ -35,7 +35,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   let closing = false;
   const isReady = () => !closing && streamsReady && nats?.connected === true;
 
-  const app = createApp({
+  const requestListener = createRequestListener({
     verifierTokens: config.verifierTokens,
     publishTimeoutMs: config.publishTimeoutMs,
     maxBodyBytes: config.maxBodyBytes,
@@ -44,7 +44,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     logger,
     isClosing: () => closing,
   });
-  const server: Server = createServer(app);
+  const server: Server = createServer(requestListener);
   // QuickBooks must have its answer within 3 s; a client this slow to send a body is not QuickBooks.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

@@ -29,6 +29,7 @@ interface PostOptions {
   readonly signature?: string | null;
   readonly token?: string;
   readonly contentType?: string | null;
+  readonly path?: string;
 }
 
 describe("ingress webhook endpoint", () => {
@@ -74,7 +75,7 @@ describe("ingress webhook endpoint", () => {
     if (signature !== null) headers["intuit-signature"] = signature;
     const contentType = options.contentType === undefined ? "application/json" : options.contentType;
     if (contentType !== null) headers["content-type"] = contentType;
-    return fetch(`${base}/webhooks/quickbooks`, { method: "POST", headers, body });
+    return fetch(`${base}${options.path ?? "/webhooks/quickbooks"}`, { method: "POST", headers, body });
   }
 
   async function messages(stream: string): Promise<StoredMsg[]> {
@@ -277,6 +278,25 @@ describe("ingress webhook endpoint", () => {
       /qbo_webhook_requests_total\{(?=[^}]*code="405")(?=[^}]*reason="method_not_allowed")[^}]*\} [1-9]/,
     );
   });
+
+  // QuickBooks posts to the exact path, which bypasses express' router; these go through it.
+  it.each(["/webhooks/quickbooks?source=intuit", "/webhooks/quickbooks/", "/Webhooks/QuickBooks"])(
+    "webhook - the path spelt %s is served alike: stored when signed, 401 when not, span and metrics",
+    async (path) => {
+      spans.reset();
+      const body = sampleCloudEventBody(2, { realmId: "4620816366" });
+      const response = await post(body, { path });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect(await response.json()).toEqual({ status: "stored" });
+      expect((await post(body, { path, signature: "nope" })).status).toBe(401);
+      const [stored, ...rest] = await messages(Streams.webhooks.name);
+      expect(rest).toHaveLength(0);
+      expect(Buffer.from(stored?.data ?? []).toString()).toBe(body);
+      const answered = spans.getFinishedSpans().filter((s) => s.name === "POST /webhooks/quickbooks");
+      expect(answered.map((s) => s.attributes["http.response.status_code"])).toEqual([200, 401]);
+    },
+  );
 
   it("webhook - a request span is recorded and its trace context travels in the NATS headers", async () => {
     spans.reset();

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { context, type Span, trace } from "@opentelemetry/api";
 import {
   Headers,
@@ -9,7 +10,6 @@ import {
 } from "@qbo-webhooks/contracts";
 import { type NatsClient, PublishError, publishDurable } from "@qbo-webhooks/messaging";
 import type { Logger } from "@qbo-webhooks/observability";
-import type { Request, Response } from "express";
 import type { IngressMetrics, WebhookReason } from "./ingress-metrics.js";
 
 export interface WebhookHandlerDeps {
@@ -21,10 +21,12 @@ export interface WebhookHandlerDeps {
   readonly logger: Logger;
 }
 
-/** Per-response state shared by the request middleware, the handler and the error handler. */
-export interface WebhookLocals {
+/** One request to the webhook: its answer's reason, set by `answer`, and its span. */
+export interface WebhookExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly span: Span;
   reason?: WebhookReason;
-  span?: Span;
 }
 
 /**
@@ -33,46 +35,43 @@ export interface WebhookLocals {
  * no API calls.
  */
 export function createWebhookHandler(deps: WebhookHandlerDeps) {
-  return async (req: Request, res: Response<unknown, WebhookLocals>, body: Buffer): Promise<void> => {
-    const span = res.locals.span;
-    const run = () => handle(deps, req, res, body);
-    await (span ? context.with(trace.setSpan(context.active(), span), run) : run());
+  return async (exchange: WebhookExchange, body: Buffer): Promise<void> => {
+    await context.with(trace.setSpan(context.active(), exchange.span), () => handle(deps, exchange, body));
   };
 }
 
-async function handle(
-  deps: WebhookHandlerDeps,
-  req: Request,
-  res: Response<unknown, WebhookLocals>,
-  body: Buffer,
-): Promise<void> {
-  const signature = req.get("intuit-signature");
+async function handle(deps: WebhookHandlerDeps, exchange: WebhookExchange, body: Buffer): Promise<void> {
+  const { req, span } = exchange;
+  const signature = headerOf(req, "intuit-signature");
   if (!isSignedByIntuit(body, signature, deps.verifierTokens)) {
     const reason = signature ? "bad_signature" : "missing_signature";
-    deps.logger.warn({ reason, bytes: body.length, ip: req.ip }, "webhook rejected: signature does not verify");
-    answer(res, 401, reason, { error: "intuit-signature missing or does not match any verifier token" });
+    deps.logger.warn(
+      { reason, bytes: body.length, ip: req.socket.remoteAddress, forwardedFor: headerOf(req, "x-forwarded-for") },
+      "webhook rejected: signature does not verify",
+    );
+    answer(exchange, 401, reason, { error: "intuit-signature missing or does not match any verifier token" });
     return;
   }
   deps.metrics.lastReceived.setToCurrentTime();
 
   const recognition = recognizeNotification(body);
   if (recognition.kind === "empty") {
-    answer(res, 200, "no_events", { status: "no_events" });
+    answer(exchange, 200, "no_events", { status: "no_events" });
     return;
   }
 
   const nats = deps.nats();
   if (!nats) {
     deps.logger.error("webhook not stored: NATS not connected yet; answering 503 so QuickBooks retries");
-    answer(res, 503, "nats_unavailable", { error: "storage unavailable, retry later" });
+    answer(exchange, 503, "nats_unavailable", { error: "storage unavailable, retry later" });
     return;
   }
 
   const receivedAt = new Date().toISOString();
   const msgId = notificationMsgId(body);
-  const intuitTid = req.get("intuit-t-id");
+  const intuitTid = headerOf(req, "intuit-t-id");
   const common = { [Headers.receivedAt]: receivedAt, ...(intuitTid ? { [Headers.intuitTid]: intuitTid } : {}) };
-  res.locals.span?.setAttributes({ "qbo.webhook.msg_id": msgId, "qbo.webhook.bytes": body.length });
+  span.setAttributes({ "qbo.webhook.msg_id": msgId, "qbo.webhook.bytes": body.length });
 
   try {
     if (recognition.kind === "unrecognized") {
@@ -82,10 +81,10 @@ async function handle(
         headers: { ...common, [Headers.dlqStage]: "ingress", [Headers.dlqReason]: oneLine(recognition.reason) },
       });
       deps.logger.warn(
-        { msgId, reason: recognition.reason, contentType: req.get("content-type") },
+        { msgId, reason: recognition.reason, contentType: headerOf(req, "content-type") },
         "signed webhook not understood: quarantined in QBO_DLQ",
       );
-      answer(res, 200, "quarantined", { status: "quarantined" });
+      answer(exchange, 200, "quarantined", { status: "quarantined" });
       return;
     }
 
@@ -94,7 +93,7 @@ async function handle(
       timeoutMs: deps.publishTimeoutMs,
       headers: { ...common, [Headers.payloadForm]: recognition.form },
     });
-    res.locals.span?.setAttributes({
+    span.setAttributes({
       "qbo.webhook.form": recognition.form,
       "qbo.webhook.event_count": recognition.eventCount,
       "messaging.message.id": msgId,
@@ -104,12 +103,14 @@ async function handle(
       deps.logger.warn({ stream: stored.stream }, "notification stored in an unexpected stream");
     }
     deps.logger.debug({ msgId, seq: stored.seq, duplicate: stored.duplicate }, "notification stored");
-    answer(res, 200, stored.duplicate ? "duplicate" : "stored", { status: stored.duplicate ? "duplicate" : "stored" });
+    answer(exchange, 200, stored.duplicate ? "duplicate" : "stored", {
+      status: stored.duplicate ? "duplicate" : "stored",
+    });
   } catch (err) {
     if (!(err instanceof PublishError)) throw err;
     const reason = PUBLISH_FAILURE_REASONS[err.code];
     deps.logger.error({ err, msgId, code: err.code }, "webhook not stored: answering 503 so QuickBooks retries");
-    answer(res, 503, reason, { error: "storage unavailable, retry later" });
+    answer(exchange, 503, reason, { error: "storage unavailable, retry later" });
   }
 }
 
@@ -128,13 +129,24 @@ const PUBLISH_FAILURE_REASONS = {
  * Written with Node's own `writeHead`, not express' `res.json`, which costs a tenth of a bare express
  * handler's time on content negotiation and freshness checks a webhook's answer never needs.
  */
-export function answer(res: Response<unknown, WebhookLocals>, status: number, reason: WebhookReason, body: object) {
-  res.locals.reason = reason;
+export function answer(
+  exchange: Pick<WebhookExchange, "res" | "reason">,
+  status: number,
+  reason: WebhookReason,
+  body: object,
+): void {
+  exchange.reason = reason;
   const payload = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { "content-type": JSON_TYPE, "content-length": payload.length }).end(payload);
+  exchange.res.writeHead(status, { "content-type": JSON_TYPE, "content-length": payload.length }).end(payload);
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
+
+/** A request header's value; Node joins a repeated one with ", " (all but a few it keeps as lists). */
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
 
 // Header values are single lines; reasons come from validation messages of arbitrary length.
 function oneLine(text: string): string {

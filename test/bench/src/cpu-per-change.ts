@@ -1,7 +1,9 @@
 // CPU per change: the whole local pipeline (`scripts/start-local.mjs`, each service its own process)
 // under the sandbox's traffic at a steady rate, then at a burst rate; for each service the CPU time
 // (user + system, from /proc) spent per 1,000 changes and its resident memory. The sandbox, nats-server
-// and this process are measured apart (not ours). Bounded: CPU_SECONDS of measurement per phase.
+// and this process are measured apart (not ours). First it measures what a Node process's wake-up and
+// socket write cost on the machine (wake-up-cost.ts), the floor under a low rate's numbers. Bounded:
+// CPU_SECONDS of measurement per phase.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
@@ -16,6 +18,7 @@ import { createPool, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
 import { cpuSeconds, residentMb } from "./process-usage.js";
 import { startServer, stopServer } from "./server-process.js";
+import { measureWakeUpCost } from "./wake-up-cost.js";
 
 const Settings = z.object({
   CPU_STEADY_RATE: z.coerce.number().min(1).max(500).default(50),
@@ -160,6 +163,8 @@ async function phaseWithFloor(name: string, rate: number): Promise<Row[]> {
   return [...rows, await floor(name, Math.max(1, Math.round(notificationsPerSecond)), changesPerSecond)];
 }
 
+// First, while nothing else runs.
+const wakeUps = await measureWakeUpCost();
 const rows = [
   ...(await phaseWithFloor(`steady (${settings.CPU_STEADY_RATE} changes/s asked)`, settings.CPU_STEADY_RATE)),
   ...(await phaseWithFloor(`burst (${settings.CPU_BURST_RATE} changes/s asked)`, settings.CPU_BURST_RATE)),
@@ -168,5 +173,9 @@ printTable(
   `CPU per change: each service's user + system CPU per 1,000 changes over ${settings.CPU_SECONDS} s (target: end to end <= 2,000 ms)`,
   rows,
 );
-const file = await writeResults("cpu-per-change", { settings, rows });
+printTable(
+  "What waking up and writing cost a Node process on this machine, whatever it does (a floor at low rates)",
+  wakeUps,
+);
+const file = await writeResults("cpu-per-change", { settings, rows, wakeUps });
 process.stdout.write(`\nwritten to ${file}\n`);
