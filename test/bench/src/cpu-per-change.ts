@@ -2,8 +2,8 @@
 // under the sandbox's traffic at a steady rate, then at a burst rate; for each service the CPU time
 // (user + system, from /proc) spent per 1,000 changes and its resident memory. The sandbox, nats-server
 // and this process are measured apart (not ours). First it measures what a Node process's wake-up and
-// socket write cost on the machine (wake-up-cost.ts), the floor under a low rate's numbers. Bounded:
-// CPU_SECONDS of measurement per phase.
+// round trips to another process cost on the machine (wake-up-cost.ts), the floor under a low rate's
+// numbers. Bounded: CPU_SECONDS of measurement per phase.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
@@ -174,7 +174,7 @@ printTable(
   rows,
 );
 printTable(
-  "What waking up and writing cost a Node process on this machine, whatever it does (a floor at low rates)",
+  "What waking up and round trips cost a Node process on this machine, whatever it does (a floor at low rates)",
   wakeUps,
 );
 const file = await writeResults("cpu-per-change", { settings, rows, wakeUps });
