@@ -34,9 +34,10 @@ export class EntityVersions {
    * surviving entity may have changed again since, and its later change says nothing of the merge.
    */
   async judge(event: ChangeEvent): Promise<Verdict> {
-    const own = verdict(event, await this.#known(event.realmId, event.entity, event.id));
-    if (own === "newer" || !event.deletedId) return own;
-    const mergedAway = verdict(event, await this.#known(event.realmId, event.entity, event.deletedId));
+    const [ownKey, mergedAwayKey] = versionKeysOf(event);
+    const own = verdict(event, await this.#known(ownKey));
+    if (own === "newer" || mergedAwayKey === undefined) return own;
+    const mergedAway = verdict(event, await this.#known(mergedAwayKey));
     return mergedAway === "newer" ? "newer" : own;
   }
 
@@ -45,14 +46,13 @@ export class EntityVersions {
    * Merge the merged-away entity is recorded too, so late events about it are dropped.
    */
   async record(event: ChangeEvent): Promise<void> {
-    await this.#advance(event.realmId, event.entity, event.id, event);
-    if (event.deletedId) await this.#advance(event.realmId, event.entity, event.deletedId, event);
+    for (const key of versionKeysOf(event)) await this.#advance(key, event);
   }
 
-  async #advance(realmId: string, entity: string, id: string, event: ChangeEvent): Promise<void> {
+  async #advance(key: string, event: ChangeEvent): Promise<void> {
     const value: Recorded = { at: Date.parse(event.occurredAt), eventId: event.eventId };
     // Another replica may write first: the write conflicts, and it reads again and decides again.
-    await this.#recorded.update(kvKey(realmId, entity, id), (current) =>
+    await this.#recorded.update(key, (current) =>
       current !== undefined && parseRecorded(current).at >= value.at ? undefined : JSON.stringify(value),
     );
   }
@@ -63,10 +63,19 @@ export class EntityVersions {
     return verdict(event, entry?.operation === "PUT" ? parseRecorded(entry.string()) : undefined);
   }
 
-  async #known(realmId: string, entity: string, id: string): Promise<Recorded | undefined> {
-    const value = await this.#recorded.value(kvKey(realmId, entity, id));
+  async #known(key: string): Promise<Recorded | undefined> {
+    const value = await this.#recorded.value(key);
     return value === undefined ? undefined : parseRecorded(value);
   }
+}
+
+/**
+ * The keys an event's judgement reads and its record writes: its entity's, then on Merge the
+ * merged-away entity's. Events with no key in common can be judged and recorded at once.
+ */
+export function versionKeysOf(event: ChangeEvent): [string] | [string, string] {
+  const own = kvKey(event.realmId, event.entity, event.id);
+  return event.deletedId ? [own, kvKey(event.realmId, event.entity, event.deletedId)] : [own];
 }
 
 function parseRecorded(value: string): Recorded {

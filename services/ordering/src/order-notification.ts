@@ -10,7 +10,7 @@ import {
   recognizeNotification,
   Subjects,
 } from "@qbo-webhooks/contracts";
-import type { EntityVersions } from "@qbo-webhooks/entity-store";
+import { type EntityVersions, versionKeysOf } from "@qbo-webhooks/entity-store";
 import {
   backoffMs,
   isStorageUnavailable,
@@ -99,9 +99,7 @@ function independentWaves(events: readonly ChangeEvent[]): ChangeEvent[][] {
   let wave: ChangeEvent[] = [];
   const concerned = new Set<string>();
   for (const event of events) {
-    const keys = [event.id, ...(event.deletedId ? [event.deletedId] : [])].map(
-      (id) => `${event.realmId}/${event.entity}/${id}`,
-    );
+    const keys = versionKeysOf(event);
     if (wave.length === MAX_WAVE || keys.some((key) => concerned.has(key))) {
       waves.push(wave);
       wave = [];
