@@ -1,5 +1,4 @@
 import { execFile, spawn } from "node:child_process";
-import { randomInt } from "node:crypto";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -9,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Streams } from "@qbo-webhooks/contracts";
 import { NatsClient } from "@qbo-webhooks/messaging";
+import { quietPortOffset } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -32,7 +32,7 @@ describe("npm start, a second time", () => {
   it("start - finds the running instance by its pid file, says how to stop it, and leaves its store alone", async () => {
     storeWithMarker();
     writeFileSync(join(dataDir, "npm-start.pid"), String(process.pid));
-    const result = await start({ LOCAL_DATA_DIR: dataDir, LOCAL_PORT_OFFSET: "31000" });
+    const result = await start({ LOCAL_DATA_DIR: dataDir, LOCAL_PORT_OFFSET: String(await quietPortOffset()) });
     expect(result).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(/already running here \(pid \d+\)[\s\S]*kill/),
@@ -42,10 +42,15 @@ describe("npm start, a second time", () => {
 
   it("start - a port taken by another program is named, and nothing is touched", async () => {
     storeWithMarker();
-    const blocker = createServer().listen(31000 + 8080, "127.0.0.1");
+    const offset = await quietPortOffset();
+    const blocker = createServer().listen(offset + 8080, "127.0.0.1");
+    await once(blocker, "listening");
     try {
-      const result = await start({ LOCAL_DATA_DIR: dataDir, LOCAL_PORT_OFFSET: "31000" });
-      expect(result).toMatchObject({ code: 1, stderr: expect.stringMatching(/port 39080 \(ingress\) is in use/) });
+      const result = await start({ LOCAL_DATA_DIR: dataDir, LOCAL_PORT_OFFSET: String(offset) });
+      expect(result).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(new RegExp(`port ${offset + 8080} \\(ingress\\) is in use`)),
+      });
       expect(existsSync(join(dataDir, "jetstream", "marker"))).toBe(true);
     } finally {
       blocker.close();
@@ -68,8 +73,7 @@ describe("npm start, again after a stop", () => {
     timeout: 240_000,
   }, async () => {
     dataDir = mkdtempSync(join(tmpdir(), "qbo-restart-"));
-    // Below the ephemeral range, where the other tests' free ports come from.
-    const offset = 10_000 + randomInt(0, 90) * 100;
+    const offset = await quietPortOffset();
     const env = {
       ...process.env,
       LOCAL_DATA_DIR: dataDir,

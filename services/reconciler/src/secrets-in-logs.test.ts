@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -9,6 +9,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Buckets } from "@qbo-webhooks/contracts";
 import { NatsClient, openBucket } from "@qbo-webhooks/messaging";
+import { quietPortOffset } from "@qbo-webhooks/messaging/testing";
 import { createLogger } from "@qbo-webhooks/observability";
 import { StoredTokens, TokenCipher } from "@qbo-webhooks/quickbooks";
 import { listen } from "@qbo-webhooks/service-kit";
@@ -39,8 +40,7 @@ it("secrets - a whole pipeline at debug level (every service its own process) lo
     OPERATOR_TOKEN: `operator-${randomBytes(20).toString("hex")}`,
     DELIVERY_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
   };
-  // Below the ephemeral range, where the other tests' free ports come from.
-  const offset = 10_000 + randomInt(0, 90) * 100;
+  const offset = await quietPortOffset();
   const launcher = spawn(process.execPath, [START_LOCAL], {
     env: {
       ...process.env,
