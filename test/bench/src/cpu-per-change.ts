@@ -3,7 +3,8 @@
 // (user + system, from /proc) spent per 1,000 changes and its resident memory. The sandbox, nats-server
 // and this process are measured apart (not ours). First it measures what a Node process's wake-up and
 // round trips to another process cost on the machine (wake-up-cost.ts), the floor under a low rate's
-// numbers. Bounded: CPU_SECONDS of measurement per phase.
+// numbers; after each phase, the design's floor at its rates (design-floor.ts): bare stages making the
+// same NATS round trips per change. Bounded: CPU_SECONDS of measurement per phase and per floor.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { z } from "zod";
 import { printTable, type Row, writeResults } from "./bench-report.js";
+import { measureDesignFloor } from "./design-floor.js";
 import { createPool, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
 import { cpuSeconds, residentMb } from "./process-usage.js";
@@ -157,10 +159,20 @@ async function floor(name: string, rate: number, changesPerSecond: number): Prom
   }
 }
 
-/** A phase of the pipeline, then the floor at the rate its ingress took notifications. */
+/** A phase of the pipeline, then its floors at the rates its ingress took notifications and ordering made changes. */
 async function phaseWithFloor(name: string, rate: number): Promise<Row[]> {
   const { rows, notificationsPerSecond, changesPerSecond } = await phase(name, rate);
-  return [...rows, await floor(name, Math.max(1, Math.round(notificationsPerSecond)), changesPerSecond)];
+  return [
+    ...rows,
+    await floor(name, Math.max(1, Math.round(notificationsPerSecond)), changesPerSecond),
+    ...(await measureDesignFloor({
+      phase: name,
+      notificationsPerSecond,
+      changesPerSecond,
+      seconds: settings.CPU_SECONDS,
+      warmUpSeconds: Math.min(5, settings.CPU_WARM_UP_SECONDS),
+    })),
+  ];
 }
 
 // First, while nothing else runs.
