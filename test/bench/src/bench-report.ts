@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,9 +21,21 @@ function formatNumber(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(value < 10 ? 2 : 1);
 }
 
+const resultsFile = (name: string) => join(RESULTS_DIR, `${name}.json`);
+
+/** What the last run of `name` wrote, parsed (undefined when there is none or it is not JSON), to compare with. */
+export async function readLastResults(name: string): Promise<unknown> {
+  const text = await readFile(resultsFile(name), "utf8").catch(() => undefined);
+  try {
+    return text === undefined ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes the results with the machine they were measured on, to compare runs. */
 export async function writeResults(name: string, results: unknown): Promise<string> {
-  const file = join(RESULTS_DIR, `${name}.json`);
+  const file = resultsFile(name);
   await mkdir(dirname(file), { recursive: true });
   const machine = {
     cpus: cpus().length,

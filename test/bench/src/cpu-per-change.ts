@@ -14,7 +14,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { z } from "zod";
-import { printTable, type Row, writeResults } from "./bench-report.js";
+import { printTable, type Row, readLastResults, writeResults } from "./bench-report.js";
 import { measureDesignFloor } from "./design-floor.js";
 import { createPool, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
@@ -175,6 +175,31 @@ async function phaseWithFloor(name: string, rate: number): Promise<Row[]> {
   ];
 }
 
+/** What an earlier run of this bench wrote: its rows are compared with this run's. */
+const LastRun = z.object({
+  measuredAt: z.string(),
+  results: z.object({ rows: z.array(z.record(z.string(), z.union([z.string(), z.number()]))) }),
+});
+
+/** Each row of this run beside the last run's row of the same phase and process (rows without one are left out). */
+function againstLastRun(rows: readonly Row[], lastRows: readonly Row[]): Row[] {
+  const METRIC = "CPU ms / 1,000 changes";
+  return rows.flatMap((row) => {
+    const before = lastRows.find((last) => last.phase === row.phase && last.process === row.process)?.[METRIC];
+    const now = row[METRIC];
+    if (typeof before !== "number" || typeof now !== "number") return [];
+    return [
+      {
+        phase: row.phase ?? "",
+        process: row.process ?? "",
+        "last run": before,
+        "this run": now,
+        "change %": (now / before - 1) * 100,
+      },
+    ];
+  });
+}
+
 // First, while nothing else runs.
 const wakeUps = await measureWakeUpCost();
 const rows = [
@@ -189,5 +214,8 @@ printTable(
   "What waking up and round trips cost a Node process on this machine, whatever it does (a floor at low rates)",
   wakeUps,
 );
+const last = LastRun.safeParse(await readLastResults("cpu-per-change"));
+if (last.success)
+  printTable(`Against the last run (${last.data.measuredAt})`, againstLastRun(rows, last.data.results.rows));
 const file = await writeResults("cpu-per-change", { settings, rows, wakeUps });
 process.stdout.write(`\nwritten to ${file}\n`);
