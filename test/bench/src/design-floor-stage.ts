@@ -3,7 +3,7 @@
 // stage it stands for; its last argument the port of an HTTP server (the ingress's intake; the others
 // answer any request, which says they are up).
 import { createServer } from "node:http";
-import { AckPolicy, type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { z } from "zod";
 import { FloorStreams } from "./design-floor.js";
@@ -21,8 +21,7 @@ const nc = await connect({ servers: env.FLOOR_NATS_URL, noAsyncTraces: true });
 const js = jetstream(nc);
 
 /** A KV put's round trip: a publish to a stream keeping one message per key. */
-const record = (js: JetStreamClient, key: number, data: Uint8Array) =>
-  js.publish(`${FloorStreams.records.subject}.${key % 64}`, data);
+const record = (key: number, data: Uint8Array) => js.publish(`${FloorStreams.records.subject}.${key % 64}`, data);
 
 /** Consumes `from` one message at a time: `each` runs, then the message is acked (as ordering and the processor do). */
 async function relay(from: string, durable: string, each: (data: Uint8Array, seq: number) => Promise<void>) {
@@ -59,13 +58,13 @@ if (mode === "ordering")
     const count = Math.floor(seq * perNotification) - Math.floor((seq - 1) * perNotification);
     const events = Array.from({ length: count }, () => js.publish(FloorStreams.events.subject, data));
     await Promise.all(events);
-    await record(js, seq, data);
+    await record(seq, data);
   });
 if (mode === "processor")
   // The processor: the change published to the feed, then recorded in the copy, then the ack.
   void relay(FloorStreams.events.name, "processor", async (data, seq) => {
     await js.publish(FloorStreams.changes.subject, data);
-    await record(js, seq, data);
+    await record(seq, data);
   });
 
 process.on("SIGTERM", () => {

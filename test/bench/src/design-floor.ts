@@ -51,9 +51,12 @@ export async function measureDesignFloor(run: FloorRun): Promise<Row[]> {
       FLOOR_NATS_URL: nats.url,
       FLOOR_EVENTS_PER_NOTIFICATION: String(Math.max(1, run.changesPerSecond / run.notificationsPerSecond)),
     };
-    for (const mode of STAGES)
-      stages.push(await startServer([STAGE, mode], env, async ({ url }) => (await fetch(url)).status === 200));
-    const ingress = stages[0] as Server;
+    const startStage = (mode: (typeof STAGES)[number]) =>
+      startServer([STAGE, mode], env, async ({ url }) => (await fetch(url)).status === 200);
+    // In STAGES' order, which the rows below follow; each is stopped in `finally` once started.
+    const ingress = await startStage("ingress");
+    stages.push(ingress);
+    for (const mode of STAGES.slice(1)) stages.push(await startStage(mode));
     const pool = createPool(ingress.url, 4);
     const body = sampleCloudEventBody(1, { realmId: "1000001" });
     const request = () => ({ path: "/webhooks/quickbooks", headers: { "content-type": "application/json" }, body });
