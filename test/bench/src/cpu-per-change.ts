@@ -12,11 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { z } from "zod";
 import { printTable, type Row, readLastResults, writeResults } from "./bench-report.js";
 import { measureDesignFloor } from "./design-floor.js";
-import { createPool, openLoop } from "./http-load.js";
+import { createPool, oneChangeNotification, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
 import { cpuSeconds, residentMb } from "./process-usage.js";
 import { startServer, stopServer } from "./server-process.js";
@@ -136,8 +135,7 @@ async function floor(name: string, rate: number, changesPerSecond: number): Prom
     return (await fetch(`${url}/webhooks/quickbooks`, { method: "POST", body: "{}" })).status === 200;
   });
   const pool = createPool(server.url, 4);
-  const body = sampleCloudEventBody(1, { realmId: "1000001" });
-  const request = () => ({ path: "/webhooks/quickbooks", headers: { "content-type": "application/json" }, body });
+  const request = oneChangeNotification();
   try {
     await openLoop(pool, rate, Math.min(5, settings.CPU_WARM_UP_SECONDS) || 1, request);
     const pid = server.child.pid ?? 0;

@@ -7,10 +7,9 @@
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import type { Row } from "./bench-report.js";
-import { createPool, openLoop } from "./http-load.js";
+import { createPool, oneChangeNotification, openLoop } from "./http-load.js";
 import { cpuSeconds, residentMb } from "./process-usage.js";
 import { type Server, startServer, stopServer } from "./server-process.js";
 
@@ -58,8 +57,7 @@ export async function measureDesignFloor(run: FloorRun): Promise<Row[]> {
     stages.push(ingress);
     for (const mode of STAGES.slice(1)) stages.push(await startStage(mode));
     const pool = createPool(ingress.url, 4);
-    const body = sampleCloudEventBody(1, { realmId: "1000001" });
-    const request = () => ({ path: "/webhooks/quickbooks", headers: { "content-type": "application/json" }, body });
+    const request = oneChangeNotification();
     const rate = Math.max(1, Math.round(run.notificationsPerSecond));
     const cpuOfStages = () => Promise.all(stages.map((stage) => cpuSeconds(stage.child.pid ?? 0)));
     try {

@@ -1,10 +1,17 @@
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
+import { sampleCloudEventBody } from "@qbo-webhooks/contracts/testing";
 import { Pool } from "undici";
 
 export interface Request {
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly body: string;
+}
+
+/** The same unsigned one-change notification every time: what the CPU floors, which verify nothing, are posted. */
+export function oneChangeNotification(): () => Request {
+  const body = sampleCloudEventBody(1, { realmId: "1000001" });
+  return () => ({ path: "/webhooks/quickbooks", headers: { "content-type": "application/json" }, body });
 }
 
 export interface LoadResult {
