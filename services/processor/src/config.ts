@@ -21,7 +21,7 @@ export const ProcessorEnv = z.object({
   ...quickbooksEnvFields,
   /** A partition lease lapses this long after its holder's last renewal. */
   LEASE_TTL_MS: integer(2000, 120_000, 10_000),
-  /** Events of one realm arriving this close together are fetched together. */
+  /** A realm's batch waits this long for more of its events (none when the realm was quiet for five times as long). */
   COALESCE_MS: integer(0, 10_000, 200),
   /** Realm batches one replica runs at once; more realms wait for a slot (and coalesce meanwhile). */
   MAX_CONCURRENT_REALMS: integer(1, 1000, 16),

@@ -32,21 +32,32 @@ const MAX_HELD = 256;
 const HELD_RETRY_MS = 10_000;
 /** How soon a resumed realm's held events start. */
 const RESUME_CHECK_MS = 500;
+/**
+ * A realm without a batch for this many coalescing windows is quiet: its next event starts at once.
+ * QuickBooks sends a production app's notifications per aggregation window (a minute or more), so
+ * waiting for a realm's next one there only delays the first; a realm busy in a burst keeps
+ * coalescing.
+ */
+const QUIET_WINDOWS = 5;
 
 interface RealmQueue {
   pending: Pending[];
   /** The batch being applied now. */
   inWork: readonly Pending[];
-  timer: NodeJS.Timeout | undefined;
+  /** When the realm's last batch ended (`performance.now()`): whether the realm is quiet. */
+  lastEnd: number;
+  /** Cancels the batch due to start. */
+  cancelStart: (() => void) | undefined;
   running: Promise<void> | undefined;
 }
 
 /**
  * Consumes one partition while this replica holds its lease. Realms run concurrently; each
- * realm's events run strictly one batch after another, and events arriving within `coalesceMs`
- * of each other share a batch (and its QuickBooks calls). `batchSlots`, shared by all partitions
- * of the replica, caps the realm batches running at once, so one replica's load stays bounded
- * and more replicas bring more throughput.
+ * realm's events run strictly one batch after another. A realm's batch starts `coalesceMs` after
+ * its first event arrived, or after its previous batch ended, and the events that arrive meanwhile
+ * share it (and its QuickBooks calls); a quiet realm's starts at once. `batchSlots`, shared by all partitions of the replica, caps the realm
+ * batches running at once, so one replica's load stays bounded and more replicas bring more
+ * throughput.
  */
 export class PartitionWorker {
   readonly #realms = new Map<string, RealmQueue>();
@@ -54,8 +65,12 @@ export class PartitionWorker {
   readonly #delivery: PartitionDelivery | undefined;
   #consumer: DurableConsumer | undefined;
   #stopping = false;
-  readonly #keepAlive = setInterval(() => {
-    for (const queue of this.#realms.values()) for (const { msg } of [...queue.pending, ...queue.inWork]) msg.working();
+  /** Keeps the events in hand alive, and forgets the realms with nothing in hand that are quiet. */
+  readonly #tending = setInterval(() => {
+    for (const [realmId, queue] of this.#realms) {
+      for (const { msg } of [...queue.pending, ...queue.inWork]) msg.working();
+      if (this.#idle(queue) && this.#quiet(queue)) this.#realms.delete(realmId);
+    }
   }, ACK_WAIT_MS / 3).unref();
   /** Realms held because paused, each with how many of its events are in hand. */
   readonly #held = new Map<string, number>();
@@ -106,11 +121,11 @@ export class PartitionWorker {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    clearInterval(this.#keepAlive);
+    clearInterval(this.#tending);
     await this.#delivery?.stop();
     await this.#consumer?.stop();
     for (const queue of this.#realms.values()) {
-      clearTimeout(queue.timer);
+      queue.cancelStart?.();
       await queue.running;
       for (const { msg } of queue.pending.splice(0)) msg.nak();
     }
@@ -134,28 +149,44 @@ export class PartitionWorker {
       return;
     }
     const realmId = parsed.data.realmId;
-    const queue = this.#realms.get(realmId) ?? { pending: [], inWork: [], timer: undefined, running: undefined };
+    const queue = this.#realms.get(realmId) ?? {
+      pending: [],
+      inWork: [],
+      lastEnd: Number.NEGATIVE_INFINITY,
+      cancelStart: undefined,
+      running: undefined,
+    };
     this.#realms.set(realmId, queue);
     queue.pending.push({ event: parsed.data, msg });
     this.#schedule(realmId, queue);
   }
 
   #schedule(realmId: string, queue: RealmQueue): void {
-    if (queue.timer || queue.running || queue.pending.length === 0 || this.#stopping) return;
+    if (queue.cancelStart || queue.running || queue.pending.length === 0 || this.#stopping) return;
     if (this.deps.paused(realmId)) {
       this.#hold(realmId, queue);
       return;
     }
-    queue.timer = setTimeout(() => {
-      queue.timer = undefined;
+    queue.cancelStart = startAfter(this.#quiet(queue) ? 0 : this.deps.coalesceMs, () => {
+      queue.cancelStart = undefined;
       queue.running = this.deps
         .batchSlots(() => this.#run(realmId, queue))
         .finally(() => {
           queue.running = undefined;
-          if (queue.pending.length === 0) this.#realms.delete(realmId);
-          else this.#schedule(realmId, queue);
+          queue.lastEnd = performance.now();
+          this.#schedule(realmId, queue);
         });
-    }, this.deps.coalesceMs);
+    });
+  }
+
+  /** Nothing of the realm waits, starts or runs: only when its last batch ended is remembered. */
+  #idle(queue: RealmQueue): boolean {
+    return queue.pending.length === 0 && !queue.cancelStart && !queue.running;
+  }
+
+  /** Whether the realm had no batch for `QUIET_WINDOWS` coalescing windows (a forgotten realm had none). */
+  #quiet(queue: RealmQueue): boolean {
+    return performance.now() - queue.lastEnd >= QUIET_WINDOWS * this.deps.coalesceMs;
   }
 
   /**
@@ -221,4 +252,17 @@ export class PartitionWorker {
       queue.inWork = [];
     }
   }
+}
+
+/**
+ * Calls `start` in `ms`; with no time to wait, after the event loop's current phase, so that the
+ * events handled in that phase join the batch. Answers how to cancel it.
+ */
+function startAfter(ms: number, start: () => void): () => void {
+  if (ms > 0) {
+    const timer = setTimeout(start, ms);
+    return () => clearTimeout(timer);
+  }
+  const immediate = setImmediate(start);
+  return () => clearImmediate(immediate);
 }
