@@ -62,7 +62,7 @@ it("coalesce - a quiet realm's change starts at once; changes right after it wai
 
   const next = [createCustomer()];
   for (let i = 0; i < 2; i++) {
-    await delay(300);
+    await delay(100);
     next.push(createCustomer());
   }
   await untilApplied(next.map(({ id }) => id));
