@@ -113,11 +113,12 @@ async function scaleDown(): Promise<Row> {
 }
 
 /**
- * Freshness with one change every `gapMs` over 20 realms (a few busy, as the sandbox's traffic is
- * skewed), or with `quiet`, spread evenly over 100: each realm's changes then come seconds apart,
- * as a production app's notifications do (QuickBooks aggregates them per minute or more).
+ * Freshness with one change every `gapMs` over 20 `skewed` realms (a few busy, as the sandbox's
+ * traffic is), or over 100 `quiet` ones evenly: each realm's changes then come seconds apart, as a
+ * production app's notifications do (QuickBooks aggregates them per minute or more).
  */
-async function freshness(strategy: Strategy, gapMs: number, quiet = false): Promise<Row> {
+async function freshness(strategy: Strategy, gapMs: number, realms: "skewed" | "quiet" = "skewed"): Promise<Row> {
+  const quiet = realms === "quiet";
   const pipeline = await startPipeline({ realms: quiet ? 100 : 20 });
   const processor = await startProcessor(pipeline.processorConfig("fresh-1", strategy), logger);
   try {
@@ -275,7 +276,7 @@ async function settledEvents(pipeline: Pipeline): Promise<number> {
 const only = process.env.BENCH_ONLY;
 const rows: Row[] = [];
 if (!only || only === "freshness")
-  rows.push(await freshness("cdc", 20), await freshness("cdc", 5), await freshness("cdc", 50, true));
+  rows.push(await freshness("cdc", 20), await freshness("cdc", 5), await freshness("cdc", 50, "quiet"));
 if (!only) rows.push(await burst("cdc"), await freshness("query", 5), await burst("query"));
 if (!only || only === "scale-down") rows.push(await scaleDown());
 const scaling: Row[] = [];
