@@ -17,7 +17,7 @@ import { printTable, type Row, readLastResults, writeResults } from "./bench-rep
 import { measureDesignFloor } from "./design-floor.js";
 import { createPool, oneChangeNotification, openLoop } from "./http-load.js";
 import { running, services } from "./local-pipeline.js";
-import { cpuSeconds, residentMb } from "./process-usage.js";
+import { cpuRow, cpuSeconds, residentMb } from "./process-usage.js";
 import { startServer, stopServer } from "./server-process.js";
 import { measureWakeUpCost } from "./wake-up-cost.js";
 
@@ -94,23 +94,27 @@ async function phase(
       const cpuMs = ((cpuAfter.get(process) ?? 0) - (cpuBefore.get(process) ?? 0)) * 1000;
       const stage = process.replace(/-\d+$/, "");
       if (PIPELINE.includes(stage)) pipelineMs += cpuMs;
-      rows.push({
-        phase: name,
-        process: ["sandbox", "nats-server"].includes(stage) ? `${process} (not ours)` : process,
-        "changes/s": changes / settings.CPU_SECONDS,
-        "CPU ms / 1,000 changes": changes > 0 ? (cpuMs / changes) * 1000 : Number.NaN,
-        "CPU % of a core": (cpuMs / (settings.CPU_SECONDS * 1000)) * 100,
-        "RSS MB": await residentMb(pid),
-      });
+      rows.push(
+        cpuRow({
+          phase: name,
+          process: ["sandbox", "nats-server"].includes(stage) ? `${process} (not ours)` : process,
+          changes,
+          seconds: settings.CPU_SECONDS,
+          cpuMs,
+          rssMb: await residentMb(pid),
+        }),
+      );
     }
-    rows.push({
-      phase: name,
-      process: "end to end (ingress + ordering + processor)",
-      "changes/s": changes / settings.CPU_SECONDS,
-      "CPU ms / 1,000 changes": changes > 0 ? (pipelineMs / changes) * 1000 : Number.NaN,
-      "CPU % of a core": (pipelineMs / (settings.CPU_SECONDS * 1000)) * 100,
-      "RSS MB": "–",
-    });
+    rows.push(
+      cpuRow({
+        phase: name,
+        process: "end to end (ingress + ordering + processor)",
+        changes,
+        seconds: settings.CPU_SECONDS,
+        cpuMs: pipelineMs,
+        rssMb: "–",
+      }),
+    );
     return {
       rows,
       notificationsPerSecond: (notificationsAfter - notificationsBefore) / settings.CPU_SECONDS,
@@ -141,16 +145,15 @@ async function floor(name: string, rate: number, changesPerSecond: number): Prom
     const pid = server.child.pid ?? 0;
     const before = await cpuSeconds(pid);
     const result = await openLoop(pool, rate, settings.CPU_SECONDS, request);
-    const cpuMs = ((await cpuSeconds(pid)) - before) * 1000;
-    const cpuMsPerSecond = cpuMs / settings.CPU_SECONDS;
-    return {
+    return cpuRow({
       phase: name,
       process: `bare express handler at ${(result.sent / settings.CPU_SECONDS).toFixed(0)} req/s, no work (floor)`,
-      "changes/s": changesPerSecond,
-      "CPU ms / 1,000 changes": (cpuMsPerSecond / changesPerSecond) * 1000,
-      "CPU % of a core": (cpuMs / (settings.CPU_SECONDS * 1000)) * 100,
-      "RSS MB": await residentMb(pid),
-    };
+      // Counted against the changes the phase made in as long.
+      changes: changesPerSecond * settings.CPU_SECONDS,
+      seconds: settings.CPU_SECONDS,
+      cpuMs: ((await cpuSeconds(pid)) - before) * 1000,
+      rssMb: await residentMb(pid),
+    });
   } finally {
     await pool.close();
     await stopServer(server);

@@ -10,7 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { NatsServerProcess } from "@qbo-webhooks/messaging/testing";
 import type { Row } from "./bench-report.js";
 import { createPool, oneChangeNotification, openLoop } from "./http-load.js";
-import { cpuSeconds, residentMb } from "./process-usage.js";
+import { cpuRow, cpuSeconds, residentMb } from "./process-usage.js";
 import { type Server, startServer, stopServer } from "./server-process.js";
 
 export const FloorStreams = {
@@ -66,14 +66,8 @@ export async function measureDesignFloor(run: FloorRun): Promise<Row[]> {
       await openLoop(pool, rate, run.seconds, request);
       const [cpuAfter, changesAfter] = [await cpuOfStages(), await changesStored()];
       const changes = changesAfter - changesBefore;
-      const row = (process: string, cpuMs: number, rssMb: number | string): Row => ({
-        phase: run.phase,
-        process,
-        "changes/s": changes / run.seconds,
-        "CPU ms / 1,000 changes": changes > 0 ? (cpuMs / changes) * 1000 : Number.NaN,
-        "CPU % of a core": (cpuMs / (run.seconds * 1000)) * 100,
-        "RSS MB": rssMb,
-      });
+      const row = (process: string, cpuMs: number, rssMb: number | string): Row =>
+        cpuRow({ phase: run.phase, process, changes, seconds: run.seconds, cpuMs, rssMb });
       const cpuMs = STAGES.map((_, i) => ((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0)) * 1000);
       const rows: Row[] = [];
       for (const [i, mode] of STAGES.entries())

@@ -1,5 +1,6 @@
 // What /proc says of a process: its CPU time and resident memory (Linux only, like the benches).
 import { readFile } from "node:fs/promises";
+import type { Row } from "./bench-report.js";
 
 /**
  * /proc/<pid>/stat from field 3 on (state, ppid, …): the command name (field 2) may hold spaces, so
@@ -23,4 +24,26 @@ const CLOCK_TICKS = 100;
 export async function cpuSeconds(pid: number): Promise<number> {
   const fields = statFields(await readFile(`/proc/${pid}/stat`, "utf8"));
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** What a process spent over a measured window, and the changes the pipeline made in it. */
+export interface CpuSpent {
+  readonly phase: string;
+  readonly process: string;
+  readonly changes: number;
+  readonly seconds: number;
+  readonly cpuMs: number;
+  readonly rssMb: number | string;
+}
+
+/** One row of the CPU-per-change table: the process's CPU per 1,000 changes, and its share of a core. */
+export function cpuRow({ phase, process, changes, seconds, cpuMs, rssMb }: CpuSpent): Row {
+  return {
+    phase,
+    process,
+    "changes/s": changes / seconds,
+    "CPU ms / 1,000 changes": changes > 0 ? (cpuMs / changes) * 1000 : Number.NaN,
+    "CPU % of a core": (cpuMs / (seconds * 1000)) * 100,
+    "RSS MB": rssMb,
+  };
 }
